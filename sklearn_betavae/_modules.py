@@ -1,0 +1,167 @@
+"""torch ``nn.Module`` building blocks: encoders, decoders and a discriminator.
+
+Only architecture lives here; objectives are in ``_losses`` and the training
+loop in ``_net``.
+"""
+
+import math
+
+from torch import nn
+
+# Higgins et al. (2017), Burgess et al. (2018), Locatello et al. (2019), Table 1:
+# four 4x4 stride-2 convolutions, then a dense layer of 256 units.
+CONV_CHANNELS = (32, 32, 64, 64)
+CONV_DENSE_UNITS = (256,)
+MLP_HIDDEN_LAYER_SIZES = (256, 256)
+_DOWNSAMPLING = 2 ** len(CONV_CHANNELS)
+
+
+def _mlp(sizes, activation=nn.ReLU):
+    """Linear layers of ``sizes`` with ``activation`` between them (not after the last)."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class MLPEncoder(nn.Module):
+    """Fully connected encoder returning the posterior mean and log-variance."""
+
+    def __init__(self, n_features, n_components, hidden_layer_sizes):
+        super().__init__()
+        self.net = _mlp((n_features, *hidden_layer_sizes, 2 * n_components))
+
+    def forward(self, x):
+        mu, logvar = self.net(x).chunk(2, dim=1)
+        return mu, logvar
+
+
+class MLPDecoder(nn.Module):
+    """Fully connected decoder returning logits or means of ``p(x | z)``."""
+
+    def __init__(self, n_features, n_components, hidden_layer_sizes):
+        super().__init__()
+        self.net = _mlp((n_components, *reversed(hidden_layer_sizes), n_features))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class ConvEncoder(nn.Module):
+    """Convolutional encoder of the disentanglement literature.
+
+    ``x`` arrives flattened, ``(batch_size, channels * height * width)``.
+    """
+
+    def __init__(self, image_shape, n_components, hidden_layer_sizes):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        channels, height, width = self.image_shape
+        layers = []
+        for c_in, c_out in zip((channels, *CONV_CHANNELS[:-1]), CONV_CHANNELS):
+            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
+        self.conv = nn.Sequential(*layers, nn.Flatten())
+        n_flat = CONV_CHANNELS[-1] * (height // _DOWNSAMPLING) * (width // _DOWNSAMPLING)
+        self.dense = _mlp((n_flat, *hidden_layer_sizes, 2 * n_components))
+
+    def forward(self, x):
+        h = self.conv(x.view(x.shape[0], *self.image_shape))
+        mu, logvar = self.dense(h).chunk(2, dim=1)
+        return mu, logvar
+
+
+class ConvDecoder(nn.Module):
+    """Transposed-convolution decoder mirroring :class:`ConvEncoder`."""
+
+    def __init__(self, image_shape, n_components, hidden_layer_sizes):
+        super().__init__()
+        channels, height, width = image_shape
+        self.grid = (CONV_CHANNELS[-1], height // _DOWNSAMPLING, width // _DOWNSAMPLING)
+        n_flat = math.prod(self.grid)
+        self.dense = nn.Sequential(
+            _mlp((n_components, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
+        )
+        out_channels = (*reversed(CONV_CHANNELS[:-1]), channels)
+        layers = []
+        for i, (c_in, c_out) in enumerate(zip(reversed(CONV_CHANNELS), out_channels)):
+            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            if i < len(CONV_CHANNELS) - 1:
+                layers.append(nn.ReLU())
+        self.deconv = nn.Sequential(*layers, nn.Flatten())
+
+    def forward(self, z):
+        return self.deconv(self.dense(z).view(z.shape[0], *self.grid))
+
+
+class VAEModule(nn.Module):
+    """An encoder ``x -> (mu, logvar)`` and a decoder ``z -> logits or mean``.
+
+    ``forward`` returns the posterior parameters; sampling and decoding are done
+    by the training net so that their random numbers come from its generator.
+    """
+
+    def __init__(self, encoder, decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+
+def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape):
+    """Build the :class:`VAEModule` for flat features or, with ``image_shape``, images.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features (pixels for images).
+    n_components : int
+        Latent dimension.
+    hidden_layer_sizes : tuple of int or None
+        Dense hidden layers. ``None`` means ``MLP_HIDDEN_LAYER_SIZES`` for an
+        MLP and ``CONV_DENSE_UNITS`` after the convolutional stack.
+    image_shape : tuple of int of length 3 or None
+        ``(channels, height, width)``; ``None`` builds an MLP.
+
+    Returns
+    -------
+    module : VAEModule
+    """
+    if image_shape is None:
+        sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
+        return VAEModule(
+            MLPEncoder(n_features, n_components, sizes),
+            MLPDecoder(n_features, n_components, sizes),
+        )
+    sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
+    return VAEModule(
+        ConvEncoder(image_shape, n_components, sizes),
+        ConvDecoder(image_shape, n_components, sizes),
+    )
+
+
+class _LeakyReLU(nn.LeakyReLU):
+    """LeakyReLU with the slope 0.2 of Kim & Mnih (2018); a class so modules pickle."""
+
+    def __init__(self):
+        super().__init__(0.2)
+
+
+class Discriminator(nn.Module):
+    """MLP classifying latent codes as joint samples (logit 0) or permuted (logit 1).
+
+    Kim & Mnih (2018), Appendix: 6 layers of 1000 units with LeakyReLU(0.2).
+    """
+
+    def __init__(self, n_components, hidden_layer_sizes):
+        super().__init__()
+        self.net = _mlp((n_components, *hidden_layer_sizes, 2), activation=_LeakyReLU)
+
+    def forward(self, z):
+        return self.net(z)

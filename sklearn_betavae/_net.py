@@ -1,0 +1,343 @@
+"""The skorch ``NeuralNet`` that trains every VAE of the package.
+
+skorch provides the loop, callbacks, history and device handling; this module
+adds what a VAE needs on top of it:
+
+- a batch-level data path (:class:`ArrayDataset`, :class:`BatchIterator`): one
+  fancy-indexing per batch and the cast to float32 on the device, so a large
+  ``uint8`` or ``numpy.memmap`` X is never copied whole;
+- :class:`VAEObjective`, the base of the training objectives: reconstruction
+  plus a regulariser each estimator supplies, returning ``(loss, logs)``;
+- :class:`VAENet`, whose ``infer`` draws the reparameterised sample from its own
+  generator and whose ``get_loss`` runs the objective and records its terms.
+"""
+
+import math
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from skorch.utils import to_tensor
+from torch import nn
+
+from ._losses import (
+    free_bits_kl,
+    gaussian_kl_per_dim,
+    kl_decomposition,
+    reconstruction_log_likelihood,
+)
+from ._schedules import linear_ramp
+
+
+class TrainingDivergedError(FloatingPointError):
+    """Raised inside the training loop when the loss stops being finite."""
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """Rows of a 2-D array (any dtype, memmaps included), optionally a subset.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Kept by reference: never copied or cast as a whole.
+    indices : ndarray of int or None
+        Rows of ``X`` that make up this dataset; ``None`` means all of them.
+    """
+
+    def __init__(self, X, indices=None):
+        self.X = X
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.X) if self.indices is None else len(self.indices)
+
+    def __getitem__(self, i):
+        return self.take(np.array([i]))[0]
+
+    def take(self, positions):
+        """Rows at ``positions`` (a slice or sorted int array) as a torch tensor.
+
+        The dtype is left as it is (uint8 stays uint8): the cast to float32
+        happens on the device, per batch.
+        """
+        rows = positions if self.indices is None else self.indices[positions]
+        block = np.asarray(self.X[rows])
+        if not (block.flags.writeable and block.flags.c_contiguous):
+            # Slices of read-only arrays or memmaps: torch needs its own memory.
+            block = np.array(block, order="C")
+        return torch.from_numpy(block)
+
+    def subset(self, positions):
+        """A dataset of the rows at ``positions`` of this one, sharing ``X``."""
+        positions = np.asarray(positions)
+        return ArrayDataset(
+            self.X, positions if self.indices is None else self.indices[positions]
+        )
+
+
+class BatchIterator:
+    """Minibatches of an :class:`ArrayDataset`, one array indexing per batch.
+
+    Replaces ``torch.utils.data.DataLoader``, whose per-sample ``__getitem__``
+    and collation dominate the step time of small models.
+
+    Parameters
+    ----------
+    dataset : ArrayDataset
+    batch_size : int
+    shuffle : bool, default=False
+        Draw a new permutation each epoch from ``generator``.
+    generator : torch.Generator or None
+        Source of the permutation (CPU generator).
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, generator=None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        n_samples = len(self.dataset)
+        if self.shuffle:
+            order = torch.randperm(n_samples, generator=self.generator).numpy()
+        for start in range(0, n_samples, self.batch_size):
+            if self.shuffle:
+                # Sorted rows read a memmap sequentially; the batch is a set anyway.
+                positions = np.sort(order[start : start + self.batch_size])
+            else:
+                positions = slice(start, start + self.batch_size)
+            yield self.dataset.take(positions), None
+
+
+class HoldoutSplit:
+    """skorch ``train_split``: hold out a fixed random fraction for validation.
+
+    Parameters
+    ----------
+    fraction : float in (0, 1)
+        Fraction of the samples used for validation.
+    seed : int
+        Seed of the split permutation.
+    """
+
+    def __init__(self, fraction, seed):
+        self.fraction = fraction
+        self.seed = seed
+
+    def n_valid(self, n_samples):
+        """Number of validation samples for ``n_samples`` samples."""
+        n_valid = max(1, int(round(self.fraction * n_samples)))
+        if n_valid >= n_samples:
+            raise ValueError(
+                f"validation_fraction={self.fraction} leaves no training sample out of "
+                f"n_samples={n_samples}; use more samples or early_stopping=False."
+            )
+        return n_valid
+
+    def __call__(self, dataset, y=None, **fit_params):
+        n_valid = self.n_valid(len(dataset))
+        order = np.random.RandomState(self.seed).permutation(len(dataset))
+        return dataset.subset(np.sort(order[n_valid:])), dataset.subset(np.sort(order[:n_valid]))
+
+
+class VAEObjective(nn.Module):
+    """Base of the training objectives: ``-E_q[log p(x|z)] + regulariser``.
+
+    Subclasses implement :meth:`regularizer` only. ``forward`` returns the
+    loss to minimise and a dict of detached terms for the history: the
+    reconstruction term (distortion), the KL (rate) in total and per
+    dimension, and, for every model, the diagnostic split of the KL into
+    index-code mutual information, total correlation and dimension-wise KL
+    (Chen et al. 2018, minibatch stratified sampling), so that all models
+    can be compared on one scale.
+
+    Parameters
+    ----------
+    likelihood : {"bernoulli", "gaussian"}
+    dataset_size : int
+        Number of training samples ``N`` (for the TC estimators).
+    anneal_steps : int
+        Length of the linear warm-up of the regulariser's main weight.
+    free_bits : float
+        ``lambda`` of :func:`~sklearn_betavae._losses.free_bits_kl`, in nats.
+    """
+
+    #: logs holding one value per latent dimension (not printed by PrintLog)
+    vector_logs = ("kl_per_dim",)
+
+    def __init__(self, *, likelihood, dataset_size, anneal_steps=0, free_bits=0.0):
+        super().__init__()
+        self.likelihood = likelihood
+        self.dataset_size = dataset_size
+        self.anneal_steps = anneal_steps
+        self.free_bits = free_bits
+
+    def forward(self, x, mu, logvar, z, decoded, step):
+        kl_per_dim = gaussian_kl_per_dim(mu, logvar)
+        reconstruction = -reconstruction_log_likelihood(x, decoded, self.likelihood).mean()
+        penalty, logs = self.regularizer(
+            mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step
+        )
+        loss = reconstruction + penalty
+        with torch.no_grad():
+            parts = kl_decomposition(z, mu, logvar, self.dataset_size, estimator="mss")
+            logs = {
+                "loss": loss,
+                "reconstruction": reconstruction,
+                "kl": kl_per_dim.sum(1).mean(),
+                "kl_per_dim": kl_per_dim.mean(0),
+                "mi": parts["mi"].mean(),
+                "tc": parts["tc"].mean(),
+                "dwkl": parts["dwkl"].mean(),
+                **logs,
+            }
+        return loss, logs
+
+    def regularizer(self, *, mu, logvar, z, kl_per_dim, step):
+        """The model's penalty and its logs; see the subclasses."""
+        raise NotImplementedError
+
+    def annealed(self, weight, step):
+        """``min(1, step / anneal_steps) * weight``: the weight in force at ``step``."""
+        return linear_ramp(step, self.anneal_steps, weight)
+
+    def kl_term(self, kl_per_dim):
+        """Batch-mean KL, with free bits per dimension when ``free_bits > 0``."""
+        if self.free_bits > 0:
+            return free_bits_kl(kl_per_dim, self.free_bits)
+        return kl_per_dim.sum(1).mean()
+
+
+class VAENet(NeuralNet):
+    """skorch net training a :class:`~sklearn_betavae._modules.VAEModule`.
+
+    ``criterion`` is a :class:`VAEObjective` instance. ``infer`` returns
+    ``(x, mu, logvar, z, decoded)`` with ``z`` reparameterised from the net's
+    own noise generator; ``get_loss`` evaluates the objective at the current
+    optimisation step and records its terms per batch; ``on_epoch_end``
+    averages them (weighted by batch size) into per-epoch history entries
+    ``train_<term>`` / ``valid_<term>``, plus ``beta``, the weight in force.
+    """
+
+    @property
+    def _default_callbacks(self):
+        ignored = [f"{p}_{k}" for p in ("train", "valid") for k in self.criterion.vector_logs]
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("print_log", PrintLog(keys_ignored=ignored)),
+        ]
+
+    def initialize(self):
+        super().initialize()
+        self.n_steps_ = 0
+        return self
+
+    def _set_training(self, training=True):
+        # skorch switches every submodule's mode at every batch; skip when already set.
+        if self.module_.training != training:
+            super()._set_training(training)
+
+    def seed_generators(self, seed):
+        """Seed the shuffling and reparameterisation generators (never the global RNG)."""
+        shuffle_seed, noise_seed = np.random.SeedSequence([seed, self.n_steps_]).generate_state(2)
+        self._shuffle_generator = torch.Generator().manual_seed(int(shuffle_seed))
+        self._noise_generator = torch.Generator(device=self.device).manual_seed(int(noise_seed))
+
+    def get_iterator(self, dataset, training=False):
+        if training:
+            return BatchIterator(
+                dataset, self.batch_size, shuffle=True, generator=self._shuffle_generator
+            )
+        return BatchIterator(dataset, self.batch_size)
+
+    def to_device(self, x):
+        """Move a batch to the device, then cast it to float32 there."""
+        return to_tensor(x, device=self.device).to(torch.float32)
+
+    def infer(self, x, **fit_params):
+        x = self.to_device(x)
+        mu, logvar = self.module_(x)
+        eps = torch.randn(
+            mu.shape, generator=self._noise_generator, device=mu.device, dtype=mu.dtype
+        )
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return x, mu, logvar, z, self.module_.decode(z)
+
+    def get_loss(self, y_pred, y_true=None, X=None, training=False):
+        loss, logs = self.criterion_(*y_pred, step=self.n_steps_)
+        self.record_logs(logs, prefix="train" if training else "valid")
+        return loss
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        self.n_steps_ += 1
+        return step
+
+    def record_logs(self, logs, prefix):
+        """Record an objective's logs in the current batch row (one device sync).
+
+        Raises :class:`TrainingDivergedError` when the loss is not finite, before
+        the optimizer could write non-finite values into the parameters.
+        """
+        tensors = [v for v in logs.values() if torch.is_tensor(v)]
+        flat = torch.cat([t.detach().reshape(-1).float() for t in tensors]).tolist()
+        position = 0
+        for key, value in logs.items():
+            if torch.is_tensor(value):
+                size = value.numel()
+                vector = key in self.criterion_.vector_logs
+                value = flat[position : position + size] if vector else flat[position]
+                position += size
+            if key == "beta":
+                if prefix == "train":
+                    self.history.record_batch("beta", value)
+            else:
+                self.history.record_batch(f"{prefix}_{key}", value)
+        loss = flat[0]
+        if not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"The {prefix} loss became {loss} at epoch {len(self.history)}, after "
+                f"{self.n_steps_} optimisation steps: training diverged. Lower "
+                "learning_rate, standardise X (e.g. with StandardScaler) or lower the "
+                "regularisation weight."
+            )
+
+    def on_epoch_end(self, net, **kwargs):
+        row = self.history[-1]
+        batches = row["batches"]
+        for prefix in ("train", "valid"):
+            weights = [b[f"{prefix}_batch_size"] for b in batches if f"{prefix}_batch_size" in b]
+            if not weights:
+                continue
+            skip = {f"{prefix}_loss", f"{prefix}_batch_size"}
+            names = {k for b in batches for k in b if k.startswith(f"{prefix}_") and k not in skip}
+            for name in sorted(names):
+                values = [b[name] for b in batches if name in b]
+                mean = np.average(np.asarray(values, dtype=float), axis=0, weights=weights)
+                self.history.record(name, mean.tolist())
+        betas = [b["beta"] for b in batches if "beta" in b]
+        if betas:
+            self.history.record("beta", betas[-1])
+
+    def iter_inference_batches(self, X):
+        """Float32 batches of ``X`` on the device, module in eval mode.
+
+        Callers wrap the loop in ``torch.inference_mode()``.
+        """
+        self._set_training(False)
+        for batch, _ in self.get_iterator(ArrayDataset(X), training=False):
+            yield self.to_device(batch)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # Generators may live on a GPU; they are re-seeded at every fit.
+        state.pop("_shuffle_generator", None)
+        state.pop("_noise_generator", None)
+        return state

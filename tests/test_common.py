@@ -1,0 +1,16 @@
+"""scikit-learn's estimator checks on every estimator of the package."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_betavae import BetaVAE
+
+# Small and quick: the checks fit hundreds of times on tiny data.
+ESTIMATORS = [
+    BetaVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=2, batch_size=16),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    # Each scikit-learn API check passes with no expected failure.
+    check(estimator)

@@ -1,0 +1,56 @@
+"""The skorch net's data path and bookkeeping (``_net.py``)."""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+
+from sklearn_betavae._net import ArrayDataset, BatchIterator, HoldoutSplit
+
+
+def test_batches_cover_every_row_once_in_native_dtype():
+    # Shuffled batches partition the rows, keep uint8 (cast happens on the device), and
+    # follow the generator's seed.
+    X = np.arange(50, dtype=np.uint8).reshape(25, 2)
+    gen = torch.Generator().manual_seed(0)
+    batches = [b for b, _ in BatchIterator(ArrayDataset(X), 8, shuffle=True, generator=gen)]
+    assert [len(b) for b in batches] == [8, 8, 8, 1]
+    assert all(b.dtype == torch.uint8 for b in batches)
+    rows = np.concatenate([b.numpy() for b in batches])
+    assert_array_equal(np.sort(rows[:, 0]), X[:, 0])
+    gen2 = torch.Generator().manual_seed(0)
+    again = [b for b, _ in BatchIterator(ArrayDataset(X), 8, shuffle=True, generator=gen2)]
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+
+
+def test_unshuffled_batches_keep_order_and_length():
+    # Without shuffling the batches are consecutive slices; len() counts them.
+    X = np.random.RandomState(0).rand(10, 3)
+    it = BatchIterator(ArrayDataset(X), 4)
+    assert len(it) == 3
+    assert_array_equal(np.concatenate([b.numpy() for b, _ in it]), X)
+
+
+def test_read_only_and_subset_rows():
+    # Read-only arrays give writable tensors; a subset indexes into the shared array.
+    X = np.arange(20.0).reshape(10, 2)
+    X.setflags(write=False)
+    ds = ArrayDataset(X).subset(np.array([1, 3, 5]))
+    assert len(ds) == 3
+    block = ds.take(slice(0, 2))
+    assert_array_equal(block.numpy(), X[[1, 3]])
+    block += 1  # must not raise or touch X
+    assert X[1, 0] == 2.0
+    assert_array_equal(ds[2].numpy(), X[5])
+
+
+def test_holdout_split_is_disjoint_and_seeded():
+    # The validation split holds out round(fraction * n) rows, disjoint from training.
+    ds = ArrayDataset(np.arange(100).reshape(100, 1))
+    train, valid = HoldoutSplit(0.2, seed=0)(ds)
+    assert len(train) == 80 and len(valid) == 20
+    assert not set(train.indices) & set(valid.indices)
+    train2, _ = HoldoutSplit(0.2, seed=0)(ds)
+    assert_array_equal(train.indices, train2.indices)
+    with pytest.raises(ValueError, match="leaves no training sample"):
+        HoldoutSplit(0.5, seed=0)(ArrayDataset(np.zeros((1, 1))))
