@@ -80,3 +80,192 @@ def free_bits_kl(kl_per_dim, free_bits):
         ``sum_j max(lambda, mean_batch KL_j)``.
     """
     return torch.clamp(kl_per_dim.mean(0), min=free_bits).sum()
+
+
+def gaussian_log_density(z, mu, logvar):
+    """Elementwise ``log N(z; mu, exp(logvar))``, with the ``log(2 pi)`` constant.
+
+    Parameters
+    ----------
+    z, mu, logvar : torch.Tensor
+        Broadcastable tensors.
+
+    Returns
+    -------
+    log_density : torch.Tensor
+        In nats, of the broadcast shape.
+    """
+    return -0.5 * (_LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar))
+
+
+def _log_importance_weights(batch_size, dataset_size, estimator, device, dtype):
+    """``log w_ij`` of ``q(z_i) ~= sum_j w_ij q(z_i | x_j)`` over a minibatch.
+
+    ``"mws"`` (minibatch weighted sampling, Chen et al. 2018, Sec. 4.1):
+    ``w_ij = 1 / B``, the minibatch average of the posteriors, whose
+    expectation over uniformly drawn minibatches is ``q(z_i)``. Chen et al.
+    print the weight as ``1 / (B N)``; that density integrates to ``1 / N``,
+    which shifts ``log q(z)`` by ``-log N`` and each of the ``D`` marginals by
+    the same, so their total correlation is this one plus ``(D - 1) log N``
+    (a constant: identical gradients, but a TC that does not estimate the TC).
+    Dropping the constant altogether (a common bug) shifts it by
+    ``-(D - 1) log B`` instead.
+
+    ``"mss"`` (Chen et al. 2018, Appendix C.2): ``w_ii = 1 / N`` for the point
+    ``z_i`` was drawn from, ``w_ij = (N - B + 1) / (N (B - 1))`` for one
+    stratified point ``j = (i + 1) mod B`` and ``w_ij = 1 / (B - 1)`` for the
+    ``B - 2`` others. Every row sums to 1, and the off-diagonal weights sum to
+    ``(N - 1) / N``, so for uniformly drawn minibatches
+    ``E[sum_j w_ij q(z_i | x_j)] = q(z_i)`` exactly. The stratified point of the
+    last row is ``j = 0``: the authors' reference code puts it in row ``B - 2``
+    instead (giving that row two and the last row none), which breaks the
+    normalisation of both rows.
+
+    With ``B = 1`` there is no other point to estimate ``q(z)`` from; both
+    estimators then use ``q(z_1) ~= q(z_1 | x_1)`` (weight 1), so MI is 0.
+    """
+    if batch_size == 1:
+        return torch.zeros(1, 1, device=device, dtype=dtype)
+    if estimator == "mws":
+        return torch.full((batch_size, batch_size), -math.log(batch_size), device=device, dtype=dtype)
+    if dataset_size < batch_size:
+        raise ValueError(
+            f"dataset_size={dataset_size} is smaller than the minibatch ({batch_size}); "
+            "minibatch stratified sampling needs N >= B."
+        )
+    n, b = dataset_size, batch_size
+    weights = torch.full((b, b), 1.0 / (b - 1), device=device, dtype=torch.float64)
+    rows = torch.arange(b, device=device)
+    weights[rows, (rows + 1) % b] = (n - b + 1) / (n * (b - 1))
+    weights[rows, rows] = 1.0 / n
+    return weights.log().to(dtype)
+
+
+def kl_decomposition(z, mu, logvar, dataset_size, estimator="mss"):
+    r"""Split ``log q(z|x) - log p(z)`` into MI, TC and dimension-wise KL terms.
+
+    Chen et al. (2018), eq. (2): averaged over the data,
+
+    .. math::
+
+        \mathrm{KL}(q(z|x) \| p(z)) =
+        \underbrace{E[\log q(z|x) - \log q(z)]}_{\text{index-code MI}}
+        + \underbrace{E[\log q(z) - \textstyle\sum_j \log q(z_j)]}_{\text{total correlation}}
+        + \underbrace{E[\textstyle\sum_j \log q(z_j) - \log p(z)]}_{\text{dimension-wise KL}}
+
+    where ``q(z)`` and ``q(z_j)`` are the aggregate posterior and its
+    marginals, estimated on the minibatch by ``q(z_i) ~= sum_j w_ij q(z_i|x_j)``
+    with the weights of minibatch weighted ("mws") or stratified ("mss")
+    sampling (see ``_log_importance_weights``). The ``B x B x D`` matrix of
+    ``log q(z_i,d | x_j)`` is computed once and shared by the joint and the
+    marginals.
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (batch_size, n_components)
+        One sample ``z_i ~ q(z | x_i)`` per row.
+    mu, logvar : torch.Tensor of shape (batch_size, n_components)
+        Posterior parameters of the minibatch.
+    dataset_size : int
+        Number of training samples ``N``.
+    estimator : {"mss", "mws"}, default="mss"
+        Minibatch stratified or weighted sampling.
+
+    Returns
+    -------
+    parts : dict of torch.Tensor of shape (batch_size,)
+        ``"mi"``, ``"tc"`` and ``"dwkl"`` per sample; they sum exactly to
+        ``log q(z_i|x_i) - log p(z_i)`` and their means are the batch estimates.
+    """
+    batch_size = z.shape[0]
+    # log q(z_i,d | x_j): (B, B, D)
+    log_qz_pairs = gaussian_log_density(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))
+    log_w = _log_importance_weights(batch_size, dataset_size, estimator, z.device, z.dtype)
+    log_qz = torch.logsumexp(log_qz_pairs.sum(2) + log_w, dim=1)
+    log_qz_marginals = torch.logsumexp(log_qz_pairs + log_w.unsqueeze(2), dim=1).sum(1)
+    log_qz_given_x = log_qz_pairs.diagonal(dim1=0, dim2=1).sum(0)
+    log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+    return {
+        "mi": log_qz_given_x - log_qz,
+        "tc": log_qz - log_qz_marginals,
+        "dwkl": log_qz_marginals - log_pz,
+    }
+
+
+def dip_covariance(mu, logvar, dip_type):
+    r"""Covariance of the aggregate posterior matched by DIP-VAE.
+
+    Kumar et al. (2017), Sec. 3: type ``"i"`` uses
+    :math:`\mathrm{Cov}_{p(x)}[\mu(x)]`, type ``"ii"`` the full
+    :math:`\mathrm{Cov}_{q(z)}[z] = E_{p(x)}[\mathrm{diag}\,\sigma^2(x)] +
+    \mathrm{Cov}_{p(x)}[\mu(x)]`, both over the minibatch with the biased
+    ``1 / B`` normalisation (``E[mu mu^T] - E[mu] E[mu]^T``, as in the paper).
+
+    Parameters
+    ----------
+    mu, logvar : torch.Tensor of shape (batch_size, n_components)
+    dip_type : {"i", "ii"}
+
+    Returns
+    -------
+    cov : torch.Tensor of shape (n_components, n_components)
+    """
+    centred = mu - mu.mean(0, keepdim=True)
+    cov = centred.T @ centred / mu.shape[0]
+    if dip_type == "ii":
+        cov = cov + torch.diag(logvar.exp().mean(0))
+    return cov
+
+
+def dip_regularizer(cov, lambda_od, lambda_d):
+    r"""DIP penalty ``lambda_od sum_{i != j} C_ij^2 + lambda_d sum_i (C_ii - 1)^2``.
+
+    Kumar et al. (2017), eqs. (6)-(7): off-diagonal entries towards 0, the
+    diagonal towards 1.
+    """
+    diag = torch.diagonal(cov)
+    off_diagonal = cov.pow(2).sum() - diag.pow(2).sum()
+    return lambda_od * off_diagonal + lambda_d * (diag - 1).pow(2).sum()
+
+
+def permute_dims(z, generator=None):
+    """Permute each latent dimension independently across the batch.
+
+    Kim & Mnih (2018), Algorithm 1: samples of ``prod_j q(z_j)`` from samples
+    of ``q(z)``. Out of place (a gather), so it is safe on tensors in a graph.
+
+    Parameters
+    ----------
+    z : torch.Tensor of shape (batch_size, n_components)
+    generator : torch.Generator or None
+        On ``z``'s device; seeds the permutations.
+
+    Returns
+    -------
+    z_permuted : torch.Tensor of shape (batch_size, n_components)
+    """
+    keys = torch.rand(z.shape, generator=generator, device=z.device)
+    return torch.gather(z, 0, keys.argsort(dim=0))
+
+
+def discriminator_tc(logits):
+    """Density-ratio estimate of the total correlation, ``E[log D(z) / (1 - D(z))]``.
+
+    Kim & Mnih (2018), eq. (3). Column 0 of ``logits`` scores "a joint sample
+    of q(z)", column 1 "a permuted sample of prod_j q(z_j)", so
+    ``log D / (1 - D) = logits[:, 0] - logits[:, 1]``.
+    """
+    return (logits[:, 0] - logits[:, 1]).mean()
+
+
+def discriminator_loss(logits_real, logits_permuted):
+    """Cross-entropy of the discriminator: joint codes are class 0, permuted class 1."""
+    real = torch.zeros(logits_real.shape[0], dtype=torch.long, device=logits_real.device)
+    permuted = torch.ones(logits_permuted.shape[0], dtype=torch.long, device=logits_real.device)
+    return 0.5 * (F.cross_entropy(logits_real, real) + F.cross_entropy(logits_permuted, permuted))
+
+
+def discriminator_accuracy(logits_real, logits_permuted):
+    """Fraction of joint and permuted codes the discriminator classifies correctly."""
+    correct = (logits_real.argmax(1) == 0).sum() + (logits_permuted.argmax(1) == 1).sum()
+    return correct.float() / (logits_real.shape[0] + logits_permuted.shape[0])

@@ -1,0 +1,242 @@
+"""Loss math (``_losses.py``) against independent computations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from scipy import stats
+from scipy.special import logsumexp
+
+from sklearn_betavae._losses import (
+    dip_covariance,
+    dip_regularizer,
+    discriminator_accuracy,
+    discriminator_loss,
+    discriminator_tc,
+    free_bits_kl,
+    gaussian_kl_per_dim,
+    gaussian_log_density,
+    kl_decomposition,
+    permute_dims,
+    reconstruction_log_likelihood,
+)
+
+
+def _t(a):
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def test_gaussian_kl_per_dim_matches_monte_carlo():
+    # Closed-form KL(N(mu, s^2) || N(0, 1)) agrees with a Monte Carlo estimate via scipy.
+    rng = np.random.RandomState(0)
+    mu, logvar = np.array([[0.5, -1.0, 0.0]]), np.array([[-1.0, 0.3, 0.0]])
+    sd = np.exp(0.5 * logvar)
+    z = mu + sd * rng.randn(400_000, 3)
+    mc = np.mean(stats.norm.logpdf(z, mu, sd) - stats.norm.logpdf(z), axis=0)
+    kl = gaussian_kl_per_dim(_t(mu), _t(logvar)).numpy()[0]
+    assert_allclose(kl, mc, atol=5e-3)
+    assert kl[2] == 0.0
+
+
+def test_reconstruction_log_likelihood_matches_scipy():
+    # Bernoulli (logits) and unit-variance Gaussian log-likelihoods equal scipy's, summed.
+    rng = np.random.RandomState(0)
+    x = (rng.rand(5, 7) > 0.5).astype(float)
+    logits = rng.randn(5, 7)
+    expected = stats.bernoulli.logpmf(x, 1 / (1 + np.exp(-logits))).sum(1)
+    assert_allclose(reconstruction_log_likelihood(_t(x), _t(logits), "bernoulli"), expected)
+    y, mean = rng.randn(5, 7), rng.randn(5, 7)
+    expected = stats.norm.logpdf(y, mean, 1.0).sum(1)
+    assert_allclose(reconstruction_log_likelihood(_t(y), _t(mean), "gaussian"), expected)
+
+
+def test_gaussian_log_density_matches_scipy():
+    # log N(z; mu, exp(logvar)) equals scipy.stats.norm.logpdf.
+    z, mu, logvar = np.array([0.3, -2.0]), np.array([0.0, 1.0]), np.array([0.5, -0.7])
+    expected = stats.norm.logpdf(z, mu, np.exp(0.5 * logvar))
+    assert_allclose(gaussian_log_density(_t(z), _t(mu), _t(logvar)), expected)
+
+
+def test_free_bits_matches_loop():
+    # sum_j max(lambda, mean_batch KL_j), computed with explicit loops.
+    kl = np.array([[0.1, 2.0, 0.4], [0.3, 1.0, 0.8]])
+    expected = 0.0
+    for j in range(3):
+        expected += max(0.5, sum(kl[i, j] for i in range(2)) / 2)
+    assert free_bits_kl(_t(kl), 0.5).item() == pytest.approx(expected)
+
+
+def _correlated_aggregate(batch_size, seed, dataset_size=200_000):
+    """Posteriors N(m_i, s^2 I) with m_i ~ N(0, R - s^2 I): the aggregate is N(0, R)."""
+    gen = torch.Generator().manual_seed(seed)
+    corr = torch.tensor([[1, 0.6, 0.3], [0.6, 1, 0.5], [0.3, 0.5, 1.0]], dtype=torch.float64)
+    s2 = 0.1
+    chol = torch.linalg.cholesky(corr - s2 * torch.eye(3, dtype=torch.float64))
+    mu = torch.randn(batch_size, 3, generator=gen, dtype=torch.float64) @ chol.T
+    logvar = torch.full_like(mu, math.log(s2))
+    z = mu + math.sqrt(s2) * torch.randn(mu.shape, generator=gen, dtype=torch.float64)
+    return z, mu, logvar, dataset_size, -0.5 * math.log(torch.linalg.det(corr).item())
+
+
+@pytest.mark.parametrize("estimator", ["mss", "mws"])
+def test_tc_estimators_approach_closed_form(estimator):
+    # TC of a correlated Gaussian aggregate posterior is -1/2 log det(R); the error shrinks
+    # as the batch grows and is small at B = 2048.
+    errors = {}
+    for batch_size in (64, 2048):
+        estimates = []
+        for seed in range(3):
+            z, mu, logvar, n, true_tc = _correlated_aggregate(batch_size, seed)
+            estimates.append(kl_decomposition(z, mu, logvar, n, estimator)["tc"].mean().item())
+        errors[batch_size] = abs(np.mean(estimates) - true_tc)
+    assert errors[2048] < errors[64]
+    assert errors[2048] < 0.05
+
+
+@pytest.mark.parametrize("estimator", ["mss", "mws"])
+def test_kl_parts_sum_to_log_ratio_and_average_to_kl(estimator):
+    # mi + tc + dwkl = log q(z|x) - log p(z) per sample, so with alpha = beta = gamma = 1 the
+    # objective's expectation over z is the analytic KL of the plain ELBO.
+    rng = np.random.RandomState(0)
+    mu, logvar = rng.randn(16, 3), rng.randn(16, 3) * 0.5
+    sd = np.exp(0.5 * logvar)
+    z = mu + sd * rng.randn(16, 3)
+    parts = kl_decomposition(_t(z), _t(mu), _t(logvar), 100, estimator)
+    total = (parts["mi"] + parts["tc"] + parts["dwkl"]).numpy()
+    expected = stats.norm.logpdf(z, mu, sd).sum(1) - stats.norm.logpdf(z).sum(1)
+    assert_allclose(total, expected, atol=1e-10)
+
+    z = mu + sd * rng.randn(2000, 16, 3)
+    mean_total = np.mean([
+        sum(kl_decomposition(_t(zk), _t(mu), _t(logvar), 100, estimator)[k].mean().item()
+            for k in ("mi", "tc", "dwkl"))
+        for zk in z
+    ])
+    analytic = gaussian_kl_per_dim(_t(mu), _t(logvar)).sum(1).mean().item()
+    assert mean_total == pytest.approx(analytic, abs=0.05)
+
+
+def _brute_force_log_qz(z, mu, logvar, weight):
+    """log sum_j w(i, j) q(z_i | x_j) and its per-dimension marginals, with loops."""
+    batch_size, dim = z.shape
+    sd = np.exp(0.5 * logvar)
+    log_qz, log_marginals = np.zeros(batch_size), np.zeros(batch_size)
+    for i in range(batch_size):
+        joint = [math.log(weight(i, j)) + stats.norm.logpdf(z[i], mu[j], sd[j]).sum()
+                 for j in range(batch_size)]
+        log_qz[i] = logsumexp(joint)
+        for d in range(dim):
+            terms = [math.log(weight(i, j)) + stats.norm.logpdf(z[i, d], mu[j, d], sd[j, d])
+                     for j in range(batch_size)]
+            log_marginals[i] += logsumexp(terms)
+    return log_qz, log_marginals
+
+
+def _mss_weight(n, b):
+    def weight(i, j):
+        if i == j:
+            return 1 / n
+        if j == (i + 1) % b:  # the one stratified point, also for the last row
+            return (n - b + 1) / (n * (b - 1))
+        return 1 / (b - 1)
+    return weight
+
+
+@pytest.mark.parametrize("estimator", ["mss", "mws"])
+def test_tc_estimators_match_brute_force(estimator):
+    # The vectorised estimators equal loops over i, j with the weights written out.
+    rng = np.random.RandomState(1)
+    b, n, dim = 5, 12, 3
+    mu, logvar = rng.randn(b, dim), rng.randn(b, dim) * 0.3
+    z = mu + np.exp(0.5 * logvar) * rng.randn(b, dim)
+    weight = _mss_weight(n, b) if estimator == "mss" else (lambda i, j: 1 / b)
+    log_qz, log_marginals = _brute_force_log_qz(z, mu, logvar, weight)
+    parts = kl_decomposition(_t(z), _t(mu), _t(logvar), n, estimator)
+    assert_allclose(parts["tc"].numpy(), log_qz - log_marginals, atol=1e-10)
+    log_pz = stats.norm.logpdf(z).sum(1)
+    assert_allclose(parts["dwkl"].numpy(), log_marginals - log_pz, atol=1e-10)
+
+
+def test_mss_weights_are_normalised_in_every_row():
+    # Each row of the stratified weights sums to 1 (the last row included).
+    b, n = 6, 50
+    weight = _mss_weight(n, b)
+    for i in range(b):
+        assert sum(weight(i, j) for j in range(b)) == pytest.approx(1.0)
+    # so for identical posteriors q(z) = q(z | x): MI is exactly 0 for every row
+    mu, logvar = torch.zeros(b, 2), torch.zeros(b, 2)
+    z = torch.randn(b, 2)
+    assert_allclose(kl_decomposition(z, mu, logvar, n, "mss")["mi"].numpy(), 0.0, atol=1e-6)
+
+
+def test_mws_relates_to_the_printed_log_bn_constant():
+    # Chen et al.'s printed 1/(B N) weights give this TC plus (D - 1) log N.
+    rng = np.random.RandomState(2)
+    b, n, dim = 4, 1000, 3
+    mu, logvar = rng.randn(b, dim), np.zeros((b, dim))
+    z = mu + rng.randn(b, dim)
+    log_qz, log_marginals = _brute_force_log_qz(z, mu, logvar, lambda i, j: 1 / (b * n))
+    tc = kl_decomposition(_t(z), _t(mu), _t(logvar), n, "mws")["tc"].numpy()
+    assert_allclose(log_qz - log_marginals, tc + (dim - 1) * math.log(n), atol=1e-10)
+
+
+def test_tc_edge_cases():
+    # B = 1 gives MI = 0 and finite parts; B = 2 is finite; MSS with N < B is refused.
+    z, mu, logvar = torch.randn(1, 3), torch.randn(1, 3), torch.zeros(1, 3)
+    for est in ("mss", "mws"):
+        parts = kl_decomposition(z, mu, logvar, 10, est)
+        assert parts["mi"].item() == 0.0
+        assert all(torch.isfinite(v).all() for v in parts.values())
+        parts = kl_decomposition(torch.randn(2, 3), torch.randn(2, 3), torch.zeros(2, 3), 2, est)
+        assert all(torch.isfinite(v).all() for v in parts.values())
+    with pytest.raises(ValueError, match="smaller than the minibatch"):
+        kl_decomposition(torch.randn(4, 2), torch.randn(4, 2), torch.zeros(4, 2), 3, "mss")
+
+
+@pytest.mark.parametrize("dip_type", ["i", "ii"])
+def test_dip_covariance_matches_numpy(dip_type):
+    # Type i: Cov[mu] (1/B); type ii adds E[diag sigma^2].
+    rng = np.random.RandomState(0)
+    mu, logvar = rng.randn(32, 4), rng.randn(32, 4) * 0.2
+    expected = np.cov(mu, rowvar=False, ddof=0)
+    if dip_type == "ii":
+        expected = expected + np.diag(np.exp(logvar).mean(0))
+    assert_allclose(dip_covariance(_t(mu), _t(logvar), dip_type).numpy(), expected, atol=1e-12)
+
+
+def test_dip_regularizer_matches_loop():
+    # lambda_od * sum_{i != j} C_ij^2 + lambda_d * sum_i (C_ii - 1)^2 with loops.
+    cov = np.array([[1.5, 0.2, -0.1], [0.2, 0.7, 0.3], [-0.1, 0.3, 1.0]])
+    expected = 0.0
+    for i in range(3):
+        for j in range(3):
+            expected += 2.0 * cov[i, j] ** 2 if i != j else 5.0 * (cov[i, i] - 1) ** 2
+    assert dip_regularizer(_t(cov), 2.0, 5.0).item() == pytest.approx(expected)
+
+
+def test_permute_dims_permutes_each_column():
+    # Each column is a permutation of itself, columns move independently, seeded, differentiable.
+    z = torch.arange(40.0).reshape(10, 4).requires_grad_(True)
+    out = permute_dims(z, torch.Generator().manual_seed(0))
+    for j in range(4):
+        assert sorted(out[:, j].tolist()) == z[:, j].tolist()
+    rows_kept = (out - out[:, :1]).detach()  # in z, every row is (k, k+1, k+2, k+3)
+    assert not torch.all(rows_kept == torch.arange(4.0))
+    assert torch.equal(out, permute_dims(z, torch.Generator().manual_seed(0)))
+    out.sum().backward()
+    assert torch.all(z.grad == 1)
+
+
+def test_discriminator_terms_match_manual_softmax():
+    # TC = mean log D/(1 - D) with D = softmax(logits)[:, 0]; CE loss and accuracy by hand.
+    real = np.array([[2.0, -1.0], [0.5, 1.0]])
+    perm = np.array([[-1.0, 1.0], [0.3, 0.1]])
+    p_real = np.exp(real) / np.exp(real).sum(1, keepdims=True)
+    p_perm = np.exp(perm) / np.exp(perm).sum(1, keepdims=True)
+    tc = np.mean(np.log(p_real[:, 0] / (1 - p_real[:, 0])))
+    assert discriminator_tc(_t(real)).item() == pytest.approx(tc)
+    loss = 0.5 * (-np.mean(np.log(p_real[:, 0])) - np.mean(np.log(p_perm[:, 1])))
+    assert discriminator_loss(_t(real), _t(perm)).item() == pytest.approx(loss)
+    assert discriminator_accuracy(_t(real), _t(perm)).item() == pytest.approx(2 / 4)
