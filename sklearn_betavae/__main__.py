@@ -78,7 +78,7 @@ def main(argv=None):
     demo = sub.add_parser("demo", help="fit a BetaVAE on the bundled digits and print results")
     demo.add_argument("--n-components", type=int, default=8, help="latent dimension (default 8)")
     demo.add_argument("--beta", type=float, default=1.0, help="KL weight (default 1.0)")
-    demo.add_argument("--max-epochs", type=int, default=30, help="training epochs (default 30)")
+    demo.add_argument("--max-epochs", type=int, default=100, help="training epochs (default 100)")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     demo.add_argument("--verbose", type=int, default=1, help="0 silences the epoch table")

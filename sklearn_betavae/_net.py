@@ -153,8 +153,9 @@ class VAEObjective(nn.Module):
     reconstruction term (distortion), the KL (rate) in total and per
     dimension, and, for every model, the diagnostic split of the KL into
     index-code mutual information, total correlation and dimension-wise KL
-    (Chen et al. 2018, minibatch stratified sampling), so that all models
-    can be compared on one scale.
+    (Chen et al. 2018, minibatch stratified sampling) on the first minibatch
+    of each epoch (it costs O(B^2 D)), so that all models can be compared on
+    one scale.
 
     Parameters
     ----------
@@ -177,25 +178,25 @@ class VAEObjective(nn.Module):
         self.anneal_steps = anneal_steps
         self.free_bits = free_bits
 
-    def forward(self, x, mu, logvar, z, decoded, step):
+    def forward(self, x, mu, logvar, z, decoded, step, diagnose=False):
         kl_per_dim = gaussian_kl_per_dim(mu, logvar)
         reconstruction = -reconstruction_log_likelihood(x, decoded, self.likelihood).mean()
         penalty, logs = self.regularizer(
             mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step
         )
         loss = reconstruction + penalty
-        with torch.no_grad():
-            parts = kl_decomposition(z, mu, logvar, self.dataset_size, estimator="mss")
-            logs = {
-                "loss": loss,
-                "reconstruction": reconstruction,
-                "kl": kl_per_dim.sum(1).mean(),
-                "kl_per_dim": kl_per_dim.mean(0),
-                "mi": parts["mi"].mean(),
-                "tc": parts["tc"].mean(),
-                "dwkl": parts["dwkl"].mean(),
-                **logs,
-            }
+        logs = {
+            "loss": loss.detach(),
+            "reconstruction": reconstruction.detach(),
+            "kl": kl_per_dim.detach().sum(1).mean(),
+            "kl_per_dim": kl_per_dim.detach().mean(0),
+            **logs,
+        }
+        if diagnose:
+            # O(B^2 D): done on one minibatch per epoch, not on every step.
+            with torch.no_grad():
+                parts = kl_decomposition(z, mu, logvar, self.dataset_size, estimator="mss")
+            logs.update({key: value.mean() for key, value in parts.items()})
         return loss, logs
 
     def regularizer(self, *, mu, logvar, z, kl_per_dim, step):
@@ -237,6 +238,7 @@ class VAENet(NeuralNet):
     def initialize(self):
         super().initialize()
         self.n_steps_ = 0
+        self._diagnose = set()
         return self
 
     def _set_training(self, training=True):
@@ -270,9 +272,16 @@ class VAENet(NeuralNet):
         z = mu + torch.exp(0.5 * logvar) * eps
         return x, mu, logvar, z, self.module_.decode(z)
 
+    def on_epoch_begin(self, net, **kwargs):
+        super().on_epoch_begin(net, **kwargs)
+        self._diagnose = {"train", "valid"}
+
     def get_loss(self, y_pred, y_true=None, X=None, training=False):
-        loss, logs = self.criterion_(*y_pred, step=self.n_steps_)
-        self.record_logs(logs, prefix="train" if training else "valid")
+        prefix = "train" if training else "valid"
+        diagnose = prefix in self._diagnose
+        self._diagnose.discard(prefix)
+        loss, logs = self.criterion_(*y_pred, step=self.n_steps_, diagnose=diagnose)
+        self.record_logs(logs, prefix=prefix)
         return loss
 
     def train_step(self, batch, **fit_params):
@@ -313,14 +322,13 @@ class VAENet(NeuralNet):
         row = self.history[-1]
         batches = row["batches"]
         for prefix in ("train", "valid"):
-            weights = [b[f"{prefix}_batch_size"] for b in batches if f"{prefix}_batch_size" in b]
-            if not weights:
-                continue
-            skip = {f"{prefix}_loss", f"{prefix}_batch_size"}
+            size = f"{prefix}_batch_size"
+            skip = {f"{prefix}_loss", size}
             names = {k for b in batches for k in b if k.startswith(f"{prefix}_") and k not in skip}
             for name in sorted(names):
-                values = [b[name] for b in batches if name in b]
-                mean = np.average(np.asarray(values, dtype=float), axis=0, weights=weights)
+                rows = [b for b in batches if name in b and size in b]
+                values = np.asarray([b[name] for b in rows], dtype=float)
+                mean = np.average(values, axis=0, weights=[b[size] for b in rows])
                 self.history.record(name, mean.tolist())
         betas = [b["beta"] for b in batches if "beta" in b]
         if betas:
