@@ -297,6 +297,7 @@ class VAENet(NeuralNet):
         """
         tensors = [v for v in logs.values() if torch.is_tensor(v)]
         flat = torch.cat([t.detach().reshape(-1).float() for t in tensors]).tolist()
+        batch_row = self.history[-1]["batches"][-1]  # one lookup, not one per key
         position = 0
         for key, value in logs.items():
             if torch.is_tensor(value):
@@ -306,9 +307,9 @@ class VAENet(NeuralNet):
                 position += size
             if key == "beta":
                 if prefix == "train":
-                    self.history.record_batch("beta", value)
+                    batch_row["beta"] = value
             else:
-                self.history.record_batch(f"{prefix}_{key}", value)
+                batch_row[f"{prefix}_{key}"] = value
         loss = flat[0]
         if not math.isfinite(loss):
             raise TrainingDivergedError(
