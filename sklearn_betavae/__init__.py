@@ -4,8 +4,11 @@
 through skorch and behave like any scikit-learn transformer.
 """
 
+from ._beta_tcvae import BetaTCVAE
 from ._beta_vae import BetaVAE
+from ._dip_vae import DIPVAE
+from ._factor_vae import FactorVAE
 
 __version__ = "0.1.0"
 
-__all__ = ["BetaVAE", "__version__"]
+__all__ = ["BetaTCVAE", "BetaVAE", "DIPVAE", "FactorVAE", "__version__"]

@@ -2,7 +2,8 @@
 
 The demo fits a :class:`~sklearn_betavae.BetaVAE` on scikit-learn's bundled
 digits, prints its held-out ELBO, rate and distortion, and compares its codes
-with PCA's as features for a classifier.
+with PCA's as features for a classifier. ``--figure traversals.png`` also
+saves the latent traversals of a test digit (with matplotlib installed).
 """
 
 import argparse
@@ -54,6 +55,36 @@ def _demo(args):
     pca_acc = accuracy(PCA(n_components=args.n_components))
     print(f"logistic regression on {args.n_components} features: "
           f"BetaVAE {vae_acc:.3f}, PCA {pca_acc:.3f} test accuracy")
+    if args.figure is not None:
+        return _save_traversals(vae, X_test[0], args.figure)
+    return 0
+
+
+def _save_traversals(vae, x, path):
+    """Save the latent traversals of ``x`` to ``path``; skip them without matplotlib.
+
+    Returns the exit status: 0 when saved or skipped, 1 when the file cannot be written.
+    """
+    try:
+        from matplotlib.figure import Figure
+
+        from .plotting import plot_latent_traversals
+    except ImportError:
+        print(
+            f"skipping the figure {path}: matplotlib is not installed "
+            "(pip install sklearn-betavae[plotting])"
+        )
+        return 0
+    # A bare Figure: no pyplot, no GUI backend, safe on a headless machine.
+    n_steps = 7
+    fig = Figure(figsize=(1.1 * n_steps + 0.6, 1.1 * vae.n_components + 0.4), layout="constrained")
+    plot_latent_traversals(vae, x, n_steps=n_steps, image_shape=(8, 8), fig=fig)
+    try:
+        fig.savefig(path)
+    except OSError as exc:
+        print(f"error: cannot save the figure: {exc}", file=sys.stderr)
+        return 1
+    print(f"latent traversals of the first test image saved to {path}")
     return 0
 
 
@@ -82,6 +113,11 @@ def main(argv=None):
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     demo.add_argument("--verbose", type=int, default=1, help="0 silences the epoch table")
+    demo.add_argument(
+        "--figure",
+        metavar="PATH",
+        help="save a figure of latent traversals there, e.g. traversals.png (needs matplotlib)",
+    )
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

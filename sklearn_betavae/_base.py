@@ -409,8 +409,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             net.initialize()
         return net
 
-    def _build_net(self, module, objective, device, seed):
-        """The skorch net, with the user's callbacks (deep-copied) and early stopping."""
+    def _build_net(self, module, objective, device, seed, **net_params):
+        """The skorch net, with the user's callbacks (deep-copied) and early stopping.
+
+        ``net_params`` are extra arguments of ``_net_class`` (FactorVAE's discriminator).
+        """
         callbacks = copy.deepcopy(self.callbacks) or []
         if self.early_stopping:
             callbacks.append(
@@ -437,6 +440,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             callbacks=callbacks,
             verbose=self.verbose,
             device=device,
+            **net_params,
         )
 
     def _fit(self, X, epochs, continuing):
@@ -449,7 +453,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         if continuing:
             _check_bernoulli_range(X, self.likelihood_)
             net = self.net_
-            net.criterion_.dataset_size = n_train
+            # The objective holds no state: rebuild it so that hyperparameters changed
+            # with set_params (beta, free_bits, ...) apply to the continued training.
+            net.criterion_ = self._make_objective(likelihood=self.likelihood_, dataset_size=n_train)
         else:
             self.likelihood_ = self._resolve_likelihood(X)
             net = self._make_net(X.shape[1], self.likelihood_, n_train, seed)

@@ -19,11 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_betavae import BetaVAE
-try:
-    from sklearn_betavae.metrics import reconstruction_scorer
-except ImportError:  # TEMP
-    def reconstruction_scorer(e, X, y=None):
-        return -e.rate_distortion(X)[1].mean()
+from sklearn_betavae.metrics import reconstruction_scorer
 
 
 @pytest.fixture(scope="module")
@@ -395,3 +391,14 @@ def test_cuda_fit_matches_cpu_shapes_and_pickles(digits):
     Z = vae.transform(X)
     assert Z.shape == (200, 3) and np.all(np.isfinite(Z))
     assert_allclose(pickle.loads(pickle.dumps(vae)).transform(X), Z)
+
+
+def test_warm_start_applies_changed_hyperparameters():
+    # set_params between warm-started fits changes the objective of the continued training.
+    X = load_digits().data[:64] / 16.0
+    vae = BetaVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=1, warm_start=True,
+                  random_state=0).fit(X)
+    assert vae.history_[-1, "beta"] == 1.0
+    vae.set_params(beta=3.0).fit(X)
+    assert len(vae.history_) == 2
+    assert vae.history_[-1, "beta"] == 3.0

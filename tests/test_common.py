@@ -2,11 +2,15 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_betavae import BetaVAE
+from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE
 
 # Small and quick: the checks fit hundreds of times on tiny data.
 ESTIMATORS = [
     BetaVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=2, batch_size=16),
+    BetaTCVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=2, batch_size=16),
+    DIPVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=2, batch_size=16),
+    FactorVAE(n_components=2, hidden_layer_sizes=(8,), discriminator_hidden_layer_sizes=(8,),
+              max_epochs=2, batch_size=16),
 ]
 
 
