@@ -1,7 +1,7 @@
 """
-=========================================================
+==========================================================
 Measuring disentanglement and selecting models by a metric
-=========================================================
+==========================================================
 
 When the generative factors of the data are known, as for the sprites of
 :func:`~sklearn_betavae.datasets.make_sprites`, disentanglement can be
