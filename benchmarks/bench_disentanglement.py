@@ -9,30 +9,36 @@ reported: Locatello et al. (2019) showed the seed matters as much as the model.
 
 Usage::
 
-    python benchmarks/bench_disentanglement.py [--image-size 32] [--steps 1500]
-        [--seeds 0 1 2] [--markdown FILE]
+    python benchmarks/bench_disentanglement.py [--image-size 32] [--steps 3000]
+        [--seeds 0 1 2] [--n-jobs 2] [--cache FILE] [--markdown FILE]
 """
 
 import argparse
+import json
 import os
 import time
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from sklearn.decomposition import PCA, FactorAnalysis, FastICA
+from sklearn.pipeline import make_pipeline
 
 import sklearn_betavae
 from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE
 from sklearn_betavae.datasets import SpritesSampler, make_sprites
-from sklearn_betavae.metrics import dci, factor_vae_score, mutual_info_gap, sap_score
+from sklearn_betavae.metrics import active_units, dci, factor_vae_score, mutual_info_gap, sap_score
 
 N_COMPONENTS = 10
+# KL warm-up (beta(t) = min(1, t / T) beta) for every VAE: without it the 32x32
+# models sit on the mean-image plateau for most of a short budget.
+ANNEAL_STEPS = 1000
 
 
 def _models(image_size, steps, n_train, batch_size):
     epochs = max(1, round(steps * batch_size / n_train))
     shared = dict(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
-                  batch_size=batch_size, max_epochs=epochs, learning_rate=5e-4)
+                  batch_size=batch_size, max_epochs=epochs, anneal_steps=ANNEAL_STEPS)
     return epochs, {
         "BetaVAE (beta=1)": lambda seed: BetaVAE(beta=1.0, random_state=seed, **shared),
         "BetaVAE (beta=4)": lambda seed: BetaVAE(beta=4.0, random_state=seed, **shared),
@@ -40,14 +46,22 @@ def _models(image_size, steps, n_train, batch_size):
         "FactorVAE": lambda seed: FactorVAE(random_state=seed, **shared),
         "DIPVAE (ii)": lambda seed: DIPVAE(dip_type="ii", random_state=seed, **shared),
         "PCA": lambda seed: PCA(N_COMPONENTS, random_state=seed),
-        "FastICA": lambda seed: FastICA(N_COMPONENTS, random_state=seed, max_iter=500),
+        # ICA on the PCA-whitened data: FastICA's own whitening of 1,024 binary
+        # pixels (some never set) produces zero-variance sources and NaNs.
+        "FastICA": lambda seed: make_pipeline(
+            PCA(N_COMPONENTS, whiten=True, random_state=seed),
+            FastICA(N_COMPONENTS, whiten=False, random_state=seed, max_iter=1000),
+        ),
         "FactorAnalysis": lambda seed: FactorAnalysis(N_COMPONENTS, random_state=seed),
     }
 
 
 def _scores(model, X_eval, factors_eval, sampler, seed):
     codes = model.transform(X_eval)
+    is_vae = hasattr(model, "rate_distortion")
     return {
+        # Posterior-mean variance > 0.01: only meaningful against a N(0, I) prior.
+        "active dims": active_units(codes) if is_vae else float("nan"),
         "MIG": mutual_info_gap(factors_eval, codes),
         "FactorVAE score": factor_vae_score(model, sampler, n_train=2000, n_eval=1000,
                                             n_variance_estimate=5000, random_state=seed),
@@ -56,57 +70,99 @@ def _scores(model, X_eval, factors_eval, sampler, seed):
     }
 
 
-def run(image_size, steps, seeds, n_train, batch_size, only=None):
+def _fit_and_score(name, seed, image_size, steps, n_train, batch_size, n_threads):
+    """Fit one model with one seed and score it (one joblib task)."""
+    torch.set_num_threads(n_threads)
     X, _ = make_sprites(n_train, image_size=image_size, random_state=1000)
     X_eval, factors_eval = make_sprites(5000, image_size=image_size, random_state=2000)
     sampler = SpritesSampler(image_size=image_size)
+    model = _models(image_size, steps, n_train, batch_size)[1][name](seed)
+    start = time.perf_counter()
+    model.fit(X if hasattr(model, "rate_distortion") else X.astype(np.float32))
+    fit_time = time.perf_counter() - start
+    scores = _scores(model, X_eval, factors_eval, sampler, seed)
+    scores["fit (s)"] = fit_time
+    print(name, seed, {k: round(v, 3) for k, v in scores.items()}, flush=True)
+    return name, seed, scores
+
+
+def _load_cache(path, config):
+    """Finished ``(name, seed) -> scores`` of earlier runs with the same ``config``."""
+    done = {}
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry["config"] == config:
+                    done[entry["name"], entry["seed"]] = entry["scores"]
+    return done
+
+
+def run(image_size, steps, seeds, n_train, batch_size, only=None, n_jobs=1, cache=None):
+    """Fit and score every (model, seed) pair, ``n_jobs`` at a time.
+
+    With ``cache`` (a JSON-lines file), each finished pair is appended to it and
+    pairs already there for the same configuration are not run again, so an
+    interrupted benchmark resumes and one model can be re-run alone.
+    """
     epochs, models = _models(image_size, steps, n_train, batch_size)
+    config = dict(image_size=image_size, steps=steps, n_train=n_train, batch_size=batch_size,
+                  anneal_steps=ANNEAL_STEPS, version=sklearn_betavae.__version__)
+    done = _load_cache(cache, config)
+    pairs = [(name, seed) for name in models if not only or name in only for seed in seeds]
+    todo = [pair for pair in pairs if pair not in done]
+    n_threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    for name, seed, scores in Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_fit_and_score)(name, seed, image_size, steps, n_train, batch_size, n_threads)
+        for name, seed in todo
+    ):
+        done[name, seed] = scores
+        if cache:
+            with open(cache, "a") as f:
+                f.write(json.dumps(dict(config=config, name=name, seed=seed, scores=scores)) + "\n")
     results = {}
-    for name, make in models.items():
-        if only and name not in only:
-            continue
-        for seed in seeds:
-            start = time.perf_counter()
-            model = make(seed)
-            is_vae = hasattr(model, "rate_distortion")
-            model.fit(X if is_vae else X.astype(np.float32))
-            scores = _scores(model, X_eval, factors_eval, sampler, seed)
-            scores["fit (s)"] = time.perf_counter() - start
-            results.setdefault(name, []).append(scores)
-            print(name, seed, {k: round(v, 3) for k, v in scores.items()}, flush=True)
+    for name, seed in pairs:
+        results.setdefault(name, []).append(done[name, seed])
     return epochs, results
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=1500, help="optimisation steps per VAE")
+    parser.add_argument("--steps", type=int, default=3000, help="optimisation steps per VAE")
     parser.add_argument("--n-train", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", help="model names to run (default: all)")
+    parser.add_argument("--n-jobs", type=int, default=1,
+                        help="fits run in parallel (torch threads are split between them)")
+    parser.add_argument("--cache", help="JSON-lines file of finished fits, reused on re-runs")
     parser.add_argument("--markdown")
     args = parser.parse_args()
     epochs, results = run(args.image_size, args.steps, args.seeds, args.n_train,
-                          args.batch_size, args.only)
-    metrics = ["MIG", "FactorVAE score", "DCI disentanglement", "SAP", "fit (s)"]
+                          args.batch_size, args.only, args.n_jobs, args.cache)
+    metrics = ["MIG", "FactorVAE score", "DCI disentanglement", "SAP", "active dims", "fit (s)"]
     lines = ["| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for name, runs in results.items():
         cells = []
         for metric in metrics:
             values = np.array([r[metric] for r in runs])
-            cells.append(f"{values.mean():.3f} ± {values.std():.3f}" if metric != "fit (s)"
-                         else f"{values.mean():.0f}")
+            if np.isnan(values).all():
+                cells.append("n/a")
+            elif metric in ("fit (s)", "active dims"):
+                cells.append(f"{values.mean():.{0 if metric == 'fit (s)' else 1}f}")
+            else:
+                cells.append(f"{values.mean():.3f} ± {values.std():.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = (
         f"Machine: {os.cpu_count()} cores, torch {torch.__version__}, sklearn-betavae "
         f"{sklearn_betavae.__version__}, {time.strftime('%Y-%m-%d')}. Command: "
         f"`python benchmarks/bench_disentanglement.py --image-size {args.image_size} "
-        f"--steps {args.steps} --n-train {args.n_train} --seeds "
-        f"{' '.join(map(str, args.seeds))}`. Budget: {args.n_train} training sprites at "
+        f"--steps {args.steps} --n-train {args.n_train} --batch-size {args.batch_size} "
+        f"--seeds {' '.join(map(str, args.seeds))} --n-jobs {args.n_jobs}`. Budget: {args.n_train} training sprites at "
         f"{args.image_size}x{args.image_size}, {epochs} epochs of batch {args.batch_size} "
-        f"(~{epochs * args.n_train // args.batch_size} steps) per VAE, {N_COMPONENTS} "
-        f"components; scores on 5,000 fresh sprites; mean ± std over {len(args.seeds)} seeds.\n\n"
+        f"(~{epochs * args.n_train // args.batch_size} steps) per VAE with a KL warm-up "
+        f"over {ANNEAL_STEPS} steps, {N_COMPONENTS} components; scores on 5,000 fresh sprites; mean ± std over {len(args.seeds)} seeds.\n\n"
         + "\n".join(lines) + "\n"
     )
     print(text)

@@ -433,6 +433,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             module=module,
             criterion=objective,
             optimizer=torch.optim.Adam,
+            # torch's multi-tensor Adam (its default on GPUs): same updates, one
+            # call per step instead of a Python loop over the parameters.
+            optimizer__foreach=True,
             lr=self.learning_rate,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,

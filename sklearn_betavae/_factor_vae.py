@@ -410,4 +410,5 @@ class FactorVAE(_BaseVAE):
             ),
             discriminator_optimizer__lr=self.discriminator_learning_rate,
             discriminator_optimizer__betas=_DISCRIMINATOR_BETAS,
+            discriminator_optimizer__foreach=True,
         )

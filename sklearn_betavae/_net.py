@@ -349,4 +349,17 @@ class VAENet(NeuralNet):
         # Generators may live on a GPU; they are re-seeded at every fit.
         state.pop("_shuffle_generator", None)
         state.pop("_noise_generator", None)
+        # ``module`` was given as an instance, which became ``module_``. skorch saves
+        # ``module_`` through its device-aware (map_location) path but would pickle
+        # ``module`` a second time, plainly: twice the weights, and CUDA tensors that
+        # cannot load on a CPU-only machine.
+        if state.get("module") is self.__dict__.get("module_"):
+            state["module"] = None
+            state["_module_is_module_"] = True
         return state
+
+    def __setstate__(self, state):
+        shared = state.pop("_module_is_module_", False)
+        super().__setstate__(state)
+        if shared:
+            self.module = self.module_

@@ -110,6 +110,20 @@ def test_pickle_and_joblib_round_trip(fitted, digits, dump, load):
     assert restored.history_[:, "train_loss"] == fitted.history_[:, "train_loss"]
 
 
+def test_pickle_stores_the_weights_once(digits):
+    # The module and its Adam state (two moments per weight) are the bulk of a
+    # pickle: about 3 copies of the weights, not 4 (the module given to skorch is
+    # the same object as module_ and must not be pickled twice).
+    fitted = BetaVAE(hidden_layer_sizes=(256, 256), max_epochs=1).fit(digits[0][:64])
+    weights = sum(p.numel() * p.element_size() for p in fitted.net_.module_.parameters())
+    size = len(pickle.dumps(fitted))
+    assert 3 * weights < size < 3.5 * weights
+    restored = pickle.loads(pickle.dumps(fitted))
+    assert restored.net_.module is restored.net_.module_
+    restored.partial_fit(digits[0][:64])  # and training continues on the restored model
+    assert len(restored.history_) == len(fitted.history_) + 1
+
+
 def test_model_pickled_for_gpu_loads_on_cpu(fitted, digits):
     # A model whose net says device="cuda" unpickles on a machine without CUDA, on the CPU.
     if torch.cuda.is_available():

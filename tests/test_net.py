@@ -54,3 +54,4 @@ def test_holdout_split_is_disjoint_and_seeded():
     assert_array_equal(train.indices, train2.indices)
     with pytest.raises(ValueError, match="leaves no training sample"):
         HoldoutSplit(0.5, seed=0)(ArrayDataset(np.zeros((1, 1))))
+
