@@ -42,9 +42,21 @@ def _models(image_size, steps, n_train, batch_size):
     return epochs, {
         "BetaVAE (beta=1)": lambda seed: BetaVAE(beta=1.0, random_state=seed, **shared),
         "BetaVAE (beta=4)": lambda seed: BetaVAE(beta=4.0, random_state=seed, **shared),
+        "BetaVAE (beta=8)": lambda seed: BetaVAE(beta=8.0, random_state=seed, **shared),
+        "BetaVAE (beta=16)": lambda seed: BetaVAE(beta=16.0, random_state=seed, **shared),
+        # Burgess et al. (2018): a large beta holds the KL at a capacity rising to
+        # C_max; here 25 nats over the first 80% of the budget.
+        "BetaVAE (beta=100, capacity=25)": lambda seed: BetaVAE(
+            beta=100.0, capacity=25.0, capacity_steps=int(0.8 * steps), random_state=seed,
+            **shared
+        ),
         "BetaTCVAE (beta=6)": lambda seed: BetaTCVAE(beta=6.0, random_state=seed, **shared),
-        "FactorVAE": lambda seed: FactorVAE(random_state=seed, **shared),
+        "FactorVAE (gamma=6.4)": lambda seed: FactorVAE(gamma=6.4, random_state=seed, **shared),
+        "FactorVAE (gamma=30)": lambda seed: FactorVAE(gamma=30.0, random_state=seed, **shared),
         "DIPVAE (ii)": lambda seed: DIPVAE(dip_type="ii", random_state=seed, **shared),
+        "DIPVAE (ii, lambda_od=50)": lambda seed: DIPVAE(
+            dip_type="ii", lambda_od=50.0, random_state=seed, **shared
+        ),
         "PCA": lambda seed: PCA(N_COMPONENTS, random_state=seed),
         # ICA on the PCA-whitened data: FastICA's own whitening of 1,024 binary
         # pixels (some never set) produces zero-variance sources and NaNs.

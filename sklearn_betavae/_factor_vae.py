@@ -173,12 +173,15 @@ class FactorVAE(_BaseVAE):
     n_components : int, default=10
         Dimension of the latent code z.
 
-    gamma : float, default=6.4
+    gamma : float, default=30.0
         Weight of the total-correlation estimate. Larger values make the
         code dimensions more independent at the cost of reconstruction;
         disentanglement studies use values between about 5 and 100 (Kim &
-        Mnih 2018; Locatello et al. 2019). ``gamma=0`` trains a plain VAE (and
-        a discriminator that does not influence it).
+        Mnih 2018; Locatello et al. 2019). On generated sprites ``gamma=30``
+        scored clearly higher than ``gamma=6.4`` on the FactorVAE score and
+        MIG (see the disentanglement benchmark in the documentation).
+        ``gamma=0`` trains a plain VAE (and a discriminator that does not
+        influence it).
 
     discriminator_hidden_layer_sizes : tuple of int, default=(1000,) * 6
         Widths of the discriminator's hidden layers (LeakyReLU(0.2) between
@@ -337,7 +340,7 @@ class FactorVAE(_BaseVAE):
         self,
         n_components=10,
         *,
-        gamma=6.4,
+        gamma=30.0,
         discriminator_hidden_layer_sizes=(1000,) * 6,
         discriminator_learning_rate=1e-4,
         anneal_steps=0,

@@ -30,6 +30,12 @@ from ._losses import (
 from ._schedules import linear_ramp
 
 
+# Inference moves and casts X in blocks of at most this many float32 bytes, then
+# runs the module on ``batch_size`` rows at a time: one cast per block instead of
+# one per batch, with memory bounded whatever the size of X.
+_INFERENCE_BLOCK_BYTES = 8 * 2**20
+
+
 class TrainingDivergedError(FloatingPointError):
     """Raised inside the training loop when the loss stops being finite."""
 
@@ -336,13 +342,18 @@ class VAENet(NeuralNet):
             self.history.record("beta", betas[-1])
 
     def iter_inference_batches(self, X):
-        """Float32 batches of ``X`` on the device, module in eval mode.
+        """Float32 batches of ``batch_size`` rows of ``X`` on the device, module in eval mode.
 
-        Callers wrap the loop in ``torch.inference_mode()``.
+        Rows are moved and cast a block of whole batches at a time (at most
+        ``_INFERENCE_BLOCK_BYTES`` as float32, at least one batch). Callers
+        wrap the loop in ``torch.inference_mode()``.
         """
         self._set_training(False)
-        for batch, _ in self.get_iterator(ArrayDataset(X), training=False):
-            yield self.to_device(batch)
+        row_bytes = 4 * max(1, math.prod(X.shape[1:]))
+        batches_per_block = max(1, _INFERENCE_BLOCK_BYTES // (row_bytes * self.batch_size))
+        blocks = BatchIterator(ArrayDataset(X), batches_per_block * self.batch_size)
+        for block, _ in blocks:
+            yield from self.to_device(block).split(self.batch_size)
 
     def __getstate__(self):
         state = super().__getstate__()

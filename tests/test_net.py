@@ -55,3 +55,30 @@ def test_holdout_split_is_disjoint_and_seeded():
     with pytest.raises(ValueError, match="leaves no training sample"):
         HoldoutSplit(0.5, seed=0)(ArrayDataset(np.zeros((1, 1))))
 
+
+
+def test_inference_casts_blocks_of_whole_batches(monkeypatch):
+    # Inference moves and casts whole blocks of batches (bounded in bytes), then yields
+    # float32 batches of batch_size rows; the result does not depend on the block size.
+    from sklearn_betavae import BetaVAE
+    from sklearn_betavae import _net
+
+    X = np.random.RandomState(0).randint(0, 2, size=(50, 4)).astype(np.uint8)
+    vae = BetaVAE(n_components=2, batch_size=8, max_epochs=1, random_state=0).fit(X)
+    net = vae.net_
+    moved = []
+    to_device = net.to_device
+    monkeypatch.setattr(net, "to_device", lambda x: moved.append(x.shape) or to_device(x))
+    # 2 batches of 8 rows of 4 float32 features per block.
+    monkeypatch.setattr(_net, "_INFERENCE_BLOCK_BYTES", 2 * 8 * 4 * 4)
+    batches = list(net.iter_inference_batches(X))
+    assert [tuple(s) for s in moved] == [(16, 4), (16, 4), (16, 4), (2, 4)]
+    assert [len(b) for b in batches] == [8] * 6 + [2]
+    assert all(b.dtype == torch.float32 for b in batches)
+    assert_array_equal(torch.cat(batches).numpy(), X.astype(np.float32))
+    Z_blocks = vae.transform(X)
+    # A block smaller than one batch still moves whole batches, one at a time.
+    monkeypatch.setattr(_net, "_INFERENCE_BLOCK_BYTES", 1)
+    moved.clear()
+    assert_array_equal(vae.transform(X), Z_blocks)
+    assert [s[0] for s in moved] == [8] * 6 + [2]
