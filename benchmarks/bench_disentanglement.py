@@ -54,9 +54,13 @@ def _models(image_size, steps, n_train, batch_size):
         "FactorVAE (gamma=6.4)": lambda seed: FactorVAE(gamma=6.4, random_state=seed, **shared),
         "FactorVAE (gamma=30)": lambda seed: FactorVAE(gamma=30.0, random_state=seed, **shared),
         "DIPVAE (ii)": lambda seed: DIPVAE(dip_type="ii", random_state=seed, **shared),
+        "DIPVAE (ii, lambda_od=2)": lambda seed: DIPVAE(
+            dip_type="ii", lambda_od=2.0, random_state=seed, **shared
+        ),
         "DIPVAE (ii, lambda_od=50)": lambda seed: DIPVAE(
             dip_type="ii", lambda_od=50.0, random_state=seed, **shared
         ),
+        "DIPVAE (i)": lambda seed: DIPVAE(dip_type="i", random_state=seed, **shared),
         "PCA": lambda seed: PCA(N_COMPONENTS, random_state=seed),
         # ICA on the PCA-whitened data: FastICA's own whitening of 1,024 binary
         # pixels (some never set) produces zero-variance sources and NaNs.
