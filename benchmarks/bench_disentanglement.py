@@ -72,12 +72,15 @@ def _models(image_size, steps, n_train, batch_size):
     }
 
 
+def _is_vae(model):
+    return hasattr(model, "rate_distortion")
+
+
 def _scores(model, X_eval, factors_eval, sampler, seed):
     codes = model.transform(X_eval)
-    is_vae = hasattr(model, "rate_distortion")
     return {
         # Posterior-mean variance > 0.01: only meaningful against a N(0, I) prior.
-        "active dims": active_units(codes) if is_vae else float("nan"),
+        "active dims": active_units(codes) if _is_vae(model) else float("nan"),
         "MIG": mutual_info_gap(factors_eval, codes),
         "FactorVAE score": factor_vae_score(model, sampler, n_train=2000, n_eval=1000,
                                             n_variance_estimate=5000, random_state=seed),
@@ -94,7 +97,7 @@ def _fit_and_score(name, seed, image_size, steps, n_train, batch_size, n_threads
     sampler = SpritesSampler(image_size=image_size)
     model = _models(image_size, steps, n_train, batch_size)[1][name](seed)
     start = time.perf_counter()
-    model.fit(X if hasattr(model, "rate_distortion") else X.astype(np.float32))
+    model.fit(X if _is_vae(model) else X.astype(np.float32))
     fit_time = time.perf_counter() - start
     scores = _scores(model, X_eval, factors_eval, sampler, seed)
     scores["fit (s)"] = fit_time

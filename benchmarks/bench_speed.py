@@ -6,7 +6,9 @@ data, alternating the two, and reports the median samples/s of each and the
 median ratio of the alternated pairs (package / plain; 1.0 means the convenience
 costs nothing). Inference compares ``transform`` / ``inverse_transform`` with a
 ``torch.no_grad()`` forward of the same fitted module over the same batches and
-codes, taking the best of several calls per repeat on each side. The last table gives the step cost of ``BetaTCVAE``, ``FactorVAE`` and ``DIPVAE`` relative to ``BetaVAE``.
+codes, taking the best of several calls per repeat on each side. The last table
+gives the step cost of ``BetaTCVAE``, ``FactorVAE`` and ``DIPVAE`` relative to
+``BetaVAE``.
 
 Usage::
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from numpy.testing import assert_array_equal
 
+from sklearn_betavae import BetaVAE, _net
 from sklearn_betavae._net import ArrayDataset, BatchIterator, HoldoutSplit
 
 
@@ -56,13 +57,9 @@ def test_holdout_split_is_disjoint_and_seeded():
         HoldoutSplit(0.5, seed=0)(ArrayDataset(np.zeros((1, 1))))
 
 
-
 def test_inference_casts_blocks_of_whole_batches(monkeypatch):
     # Inference moves and casts whole blocks of batches (bounded in bytes), then yields
     # float32 batches of batch_size rows; the result does not depend on the block size.
-    from sklearn_betavae import BetaVAE
-    from sklearn_betavae import _net
-
     X = np.random.RandomState(0).randint(0, 2, size=(50, 4)).astype(np.uint8)
     vae = BetaVAE(n_components=2, batch_size=8, max_epochs=1, random_state=0).fit(X)
     net = vae.net_
