@@ -232,6 +232,33 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             mu = [self.net_.module_(x)[0].cpu() for x in self.net_.iter_inference_batches(X)]
         return torch.cat(mu).numpy().astype(_output_dtype(X.dtype), copy=False)
 
+    def kl_per_dim(self, X):
+        """KL divergence of each posterior dimension from the prior, in nats.
+
+        ``KL(q(z_j | x) || N(0, 1))`` in closed form for every sample and
+        latent dimension; its mean over samples tells which dimensions carry
+        information (about zero for a collapsed one), and its row sums are
+        the rate of :meth:`rate_distortion`.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        kl : ndarray of shape (n_samples, n_components)
+            Per-sample, per-dimension KL, float64.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
+        with torch.inference_mode():
+            kl = [
+                gaussian_kl_per_dim(*(t.double() for t in self.net_.module_(x))).cpu()
+                for x in self.net_.iter_inference_batches(X)
+            ]
+        return torch.cat(kl).numpy()
+
     def inverse_transform(self, X):
         """Decode latent codes to the mean of ``p(x | z)`` in input space.
 
