@@ -6,13 +6,14 @@ that holds its regulariser.
 """
 
 import copy
-import threading
+import warnings
 from abc import ABCMeta, abstractmethod
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -24,39 +25,72 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._losses import decoder_mean, gaussian_kl_per_dim, reconstruction_log_likelihood
-from ._modules import build_vae_module
-from ._net import ArrayDataset, HoldoutSplit, TrainingDivergedError, VAENet
+from ._modules import build_initialized, build_vae_module
+from ._net import ArrayDataset, HoldoutSplit, VAENet
+from ._random import keyed_standard_normal
+from .exceptions import TrainingDivergedError, TrainingInterruptedWarning
 
 # Input dtypes used as they are; anything else is converted to float64. uint8 and
 # bool are cast to float32 per batch, so a large image array is never copied whole.
 _INPUT_DTYPES = (np.float64, np.float32, np.uint8, np.bool_)
 # Monte Carlo samples of z per x in score_samples / rate_distortion.
 _N_SCORE_SAMPLES = 8
-# torch's global RNG is forked and re-seeded while modules are initialised;
-# the lock keeps concurrent fits in threads from interleaving there.
-_INIT_LOCK = threading.Lock()
+# Likelihoods whose data must lie in [0, 1].
+_UNIT_INTERVAL_LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
+# Device types a model can train on ("auto" picks cuda or cpu).
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
 def _resolve_device(device):
-    """Map ``"auto"`` to ``"cuda"`` or ``"cpu"`` and check CUDA is there when asked."""
-    if device == "auto":
+    """Map ``"auto"`` to ``"cuda"`` or ``"cpu"``; check the device exists and is usable."""
+    if isinstance(device, str) and device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device ({exc}).") from None
+    if kind not in _DEVICE_TYPES:
+        raise ValueError(
+            f"device={device!r} cannot train a model: use 'cpu', 'cuda' (or 'cuda:N'), "
+            "'mps' or 'auto'."
+        )
+    if kind == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available on this "
             "machine; use device='cpu' or device='auto'."
         )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} was requested but MPS is not available.")
     return device
+
+
+def _check_positive_ints(values, name):
+    """``values`` as a tuple of positive Python ints, or a ValueError naming ``name``."""
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive integers; got {values!r}.") from None
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, Integral) or v < 1]
+    if bad:
+        raise ValueError(
+            f"{name} must hold positive integers; got {values!r} (invalid: {bad!r})."
+        )
+    return tuple(int(v) for v in values)
+
+
+def _check_layer_sizes(sizes, name):
+    """Widths of hidden layers: a tuple of positive ints (empty for none)."""
+    return _check_positive_ints(sizes, name)
 
 
 def _image_shape(image_shape, n_features):
     """Normalise ``image_shape`` to ``(channels, height, width)`` and check it."""
     if image_shape is None:
         return None
-    shape = tuple(int(s) for s in image_shape)
+    shape = _check_positive_ints(image_shape, "image_shape")
     if len(shape) == 2:
         shape = (1, *shape)
-    if len(shape) != 3 or min(shape) < 1:
+    if len(shape) != 3:
         raise ValueError(
             f"image_shape must be (height, width) or (channels, height, width); got {image_shape!r}."
         )
@@ -73,22 +107,80 @@ def _image_shape(image_shape, n_features):
     return shape
 
 
+def _check_callbacks(callbacks):
+    """Each item a skorch ``Callback`` (instance or class) or a ``(name, callback)`` pair."""
+    for item in callbacks or ():
+        callback = item
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            callback = item[1]
+        is_class = isinstance(callback, type) and issubclass(callback, Callback)
+        if not (is_class or isinstance(callback, Callback)):
+            raise ValueError(
+                "callbacks must hold skorch callbacks (skorch.callbacks.Callback instances "
+                f"or classes) or (name, callback) pairs; got {item!r}."
+            )
+
+
 def _check_bernoulli_range(X, likelihood):
-    """Bernoulli likelihood needs X in [0, 1]: say so instead of training on nonsense."""
-    if likelihood != "bernoulli" or X.dtype == np.bool_:
+    """Bernoulli likelihoods need X in [0, 1]: say so instead of training on nonsense."""
+    if likelihood not in _UNIT_INTERVAL_LIKELIHOODS or X.dtype == np.bool_:
         return
     x_min, x_max = X.min(), X.max()
     if x_min < 0 or x_max > 1:
         raise ValueError(
-            f"likelihood='bernoulli' needs X in [0, 1], but X has values in "
+            f"likelihood={likelihood!r} needs X in [0, 1], but X has values in "
             f"[{x_min}, {x_max}]. Scale X (e.g. MinMaxScaler, or divide uint8 images by "
             "255) or use likelihood='gaussian'."
         )
 
 
+def _check_float32_range(X):
+    """Models compute in float32: values beyond its range would become inf."""
+    if X.dtype == np.float64 and X.size:
+        largest = np.abs(X).max()
+        if largest > np.finfo(np.float32).max:
+            raise ValueError(
+                f"X has values up to {largest:g}, beyond the float32 range the models "
+                "compute in (about 3.4e38); scale X first."
+            )
+
+
+def _check_finite_output(values, method):
+    """A model's outputs that overflowed raise, rather than returning NaN or inf."""
+    for array in values if isinstance(values, tuple) else (values,):
+        if not np.isfinite(array).all():
+            raise ValueError(
+                f"{method} produced non-finite values: the model's outputs overflow "
+                "float32 for this input (values far outside the training data?)."
+            )
+    return values
+
+
 def _output_dtype(dtype):
     """float32 stays float32; everything else gives float64 (scikit-learn's rule)."""
     return np.float32 if dtype == np.float32 else np.float64
+
+
+@contextmanager
+def _fitted_state_kept_on_failure(estimator):
+    """Undo every change to the fitted state of ``estimator`` if the block fails.
+
+    The fitted state is every attribute that is not a constructor parameter
+    (``n_features_in_`` set by validation, ``net_``, private ones...). A fit
+    that diverged is not a failure here: it keeps the model of its last finite
+    step (see :class:`~sklearn_betavae.exceptions.TrainingDivergedError`).
+    """
+    params = estimator.get_params(deep=False)
+    before = {k: v for k, v in vars(estimator).items() if k not in params}
+    try:
+        yield
+    except TrainingDivergedError:
+        raise
+    except BaseException:
+        for key in [k for k in vars(estimator) if k not in params]:
+            delattr(estimator, key)
+        vars(estimator).update(before)
+        raise
 
 
 class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator, metaclass=ABCMeta):
@@ -104,7 +196,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", None],
         "image_shape": ["array-like", None],
-        "likelihood": [StrOptions({"auto", "bernoulli", "gaussian"})],
+        "likelihood": [StrOptions({"auto", "bernoulli", "continuous_bernoulli", "gaussian"})],
         "anneal_steps": [Interval(Integral, 0, None, closed="left")],
         "free_bits": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -123,6 +215,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
 
     #: skorch net class; FactorVAE brings its own with a discriminator step.
     _net_class = VAENet
+    #: parameters that shape the network: a warm start cannot change them.
+    _architecture_params = (
+        "n_components",
+        "hidden_layer_sizes",
+        "image_shape",
+        "likelihood",
+        "device",
+    )
 
     @abstractmethod
     def __init__(
@@ -171,7 +271,19 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """Fit the model to X.
 
         With ``warm_start=True`` and a fitted model, training continues from
-        the current weights for ``max_epochs`` more epochs.
+        the current weights for ``max_epochs`` more epochs, with the current
+        ``learning_rate``, ``batch_size``, regularisation weights, early
+        stopping settings, callbacks and ``verbose``.
+
+        If fitting fails (bad input or parameters, an unavailable device, an
+        error in a callback...), the estimator is left as it was before the
+        call: unfitted, or with its previous model. Two exceptions: a fit
+        whose loss or gradients stop being finite raises
+        :class:`~sklearn_betavae.exceptions.TrainingDivergedError` (a
+        ``ValueError``) and keeps the model of the last finite step; an
+        interrupted fit (Ctrl-C) warns with
+        :class:`~sklearn_betavae.exceptions.TrainingInterruptedWarning` and
+        keeps the model trained so far.
 
         Parameters
         ----------
@@ -187,13 +299,19 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self : object
             Fitted estimator.
         """
-        continuing = self.warm_start and hasattr(self, "net_")
-        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=not continuing)
-        return self._fit(X, epochs=self.max_epochs, continuing=continuing)
+        with _fitted_state_kept_on_failure(self):
+            continuing = self.warm_start and self.__sklearn_is_fitted__()
+            X = self._validate_training_data(X, reset=not continuing)
+            n_train = self._n_train(X)
+            self.n_samples_seen_ = n_train
+            return self._fit(X, epochs=self.max_epochs, continuing=continuing, dataset_size=n_train)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, *, dataset_size=None):
         """Train for one epoch on X, initialising the model on the first call.
+
+        For data that arrive in chunks, or that do not fit in memory at once
+        (a ``numpy.memmap`` is read batch by batch by :meth:`fit` already).
 
         Parameters
         ----------
@@ -201,20 +319,42 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             Training data, as in :meth:`fit`.
         y : Ignored
             Not used, present for API consistency by convention.
+        dataset_size : int or None, default=None
+            Number ``N`` of samples in the whole dataset the chunks come from.
+            The total-correlation estimators (BetaTCVAE's objective and the
+            KL-split diagnostic of every model) weight the minibatch by it.
+            ``None`` uses ``n_samples_seen_``, the rows passed to
+            ``partial_fit`` so far, this chunk included: right during the
+            first pass over the chunks, too large after it. Give it whenever
+            it is known.
 
         Returns
         -------
         self : object
             The estimator, trained for one more epoch.
         """
-        continuing = hasattr(self, "net_")
-        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=not continuing)
-        return self._fit(X, epochs=1, continuing=continuing)
+        if dataset_size is not None and (
+            isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral)
+            or dataset_size < 1
+        ):
+            raise ValueError(f"dataset_size must be a positive integer, got {dataset_size!r}.")
+        with _fitted_state_kept_on_failure(self):
+            continuing = self.__sklearn_is_fitted__()
+            X = self._validate_training_data(X, reset=not continuing)
+            seen = (self.n_samples_seen_ if continuing else 0) + self._n_train(X)
+            self.n_samples_seen_ = seen
+            if dataset_size is not None and dataset_size < len(X):
+                raise ValueError(
+                    f"dataset_size={dataset_size} is smaller than this chunk of {len(X)} rows."
+                )
+            size = seen if dataset_size is None else int(dataset_size)
+            return self._fit(X, epochs=1, continuing=continuing, dataset_size=size)
 
     def transform(self, X):
         """Encode X as the posterior means ``E[z | x]``.
 
-        Deterministic, like :meth:`sklearn.decomposition.FactorAnalysis.transform`.
+        Deterministic, like :meth:`sklearn.decomposition.FactorAnalysis.transform`,
+        and row by row: a row's code does not depend on the other rows of X.
 
         Parameters
         ----------
@@ -228,9 +368,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
-        with torch.inference_mode():
-            mu = [self.net_.module_(x)[0].cpu() for x in self.net_.iter_inference_batches(X)]
-        return torch.cat(mu).numpy().astype(_output_dtype(X.dtype), copy=False)
+        mu = self.net_.infer_rows(X, lambda x: self.net_.module_(x)[0])
+        return _check_finite_output(mu, "transform").astype(_output_dtype(X.dtype), copy=False)
 
     def kl_per_dim(self, X):
         """KL divergence of each posterior dimension from the prior, in nats.
@@ -252,12 +391,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
-        with torch.inference_mode():
-            kl = [
-                gaussian_kl_per_dim(*(t.double() for t in self.net_.module_(x))).cpu()
-                for x in self.net_.iter_inference_batches(X)
-            ]
-        return torch.cat(kl).numpy()
+
+        def kl(x):
+            mu, logvar = self.net_.module_(x)
+            return gaussian_kl_per_dim(mu.double(), logvar.double())
+
+        return _check_finite_output(self.net_.infer_rows(X, kl), "kl_per_dim")
 
     def inverse_transform(self, X):
         """Decode latent codes to the mean of ``p(x | z)`` in input space.
@@ -271,7 +410,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         -------
         X_original : ndarray of shape (n_samples, n_features)
             Decoder means: probabilities for a Bernoulli likelihood, means for
-            a Gaussian one; float32 for float32 input, float64 otherwise.
+            the continuous Bernoulli and Gaussian ones; float32 for float32
+            input, float64 otherwise.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=(np.float64, np.float32), input_name="X")
@@ -280,7 +420,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
                 f"is expecting {self.n_components} latent components as input."
             )
-        return self._decode(Z, dtype=_output_dtype(Z.dtype))
+        _check_float32_range(Z)
+        return self._decode(Z, dtype=_output_dtype(Z.dtype), method="inverse_transform")
 
     def sample(self, n_samples=1, random_state=None):
         """Generate samples: draw ``z ~ N(0, I)`` and decode it.
@@ -298,21 +439,25 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             Decoder means of the drawn codes (probabilities for Bernoulli).
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or n_samples < 1:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         generator = torch.Generator().manual_seed(int(seed))
         Z = torch.randn(n_samples, self.n_components, generator=generator).numpy()
-        return self._decode(Z, dtype=self._sample_dtype)
+        return self._decode(Z, dtype=self._sample_dtype, method="sample")
 
     def rate_distortion(self, X):
         """Per-sample rate and distortion in nats, the two terms of the ELBO.
 
         ``rate = KL(q(z|x) || N(0, I))`` (closed form) and
-        ``distortion = -E_q(z|x)[log p(x|z)]``, estimated with 8 reparameterised
-        samples per x whose noise is fixed at fit time (shared by all x), so
-        that the result is deterministic and does not depend on which other
-        samples are in X. ``elbo = -(rate + distortion)``.
+        ``distortion = -E_q(z|x)[log p(x|z)]``, estimated with 8
+        reparameterised samples per x. Each row gets its own noise, a function
+        of the row's values and of the fit (see
+        :func:`~sklearn_betavae._random.keyed_standard_normal`): the result is
+        deterministic, does not depend on which other rows are in X or on
+        their order, and the Monte Carlo errors of different rows are
+        independent, so that they average out in :meth:`score`.
+        ``elbo = -(rate + distortion)``.
 
         Parameters
         ----------
@@ -329,25 +474,22 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
         _check_bernoulli_range(X, self.likelihood_)
-        net = self.net_
-        eps = torch.randn(
-            _N_SCORE_SAMPLES,
-            1,
-            self.n_components,
-            generator=torch.Generator().manual_seed(self._score_seed),
-        ).to(net.device)
-        rates, distortions = [], []
-        with torch.inference_mode():
-            for x in net.iter_inference_batches(X):
-                mu, logvar = net.module_(x)
-                z = (mu + torch.exp(0.5 * logvar) * eps).reshape(-1, self.n_components)
-                # Reductions in float64: per-sample sums must not depend on the batch layout.
-                decoded = net.module_.decode(z).double()
-                x_rep = x.double().expand(_N_SCORE_SAMPLES, *x.shape).reshape(-1, x.shape[1])
-                log_px = reconstruction_log_likelihood(x_rep, decoded, self.likelihood_)
-                distortions.append(-log_px.reshape(_N_SCORE_SAMPLES, -1).mean(0).cpu())
-                rates.append(gaussian_kl_per_dim(mu.double(), logvar.double()).sum(1).cpu())
-        return torch.cat(rates).numpy(), torch.cat(distortions).numpy()
+        module, n_draws, n_components = self.net_.module_, _N_SCORE_SAMPLES, self.n_components
+
+        def rate_and_distortion(x, keys):
+            mu, logvar = module(x)
+            eps = keyed_standard_normal(keys, n_draws * n_components).astype(np.float32)
+            eps = torch.from_numpy(eps).to(x.device).view(-1, n_draws, n_components)
+            z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+            # Reductions in float64: per-sample sums must not depend on the batch layout.
+            decoded = module.decode(z.reshape(-1, n_components)).double()
+            x_rep = x.double().repeat_interleave(n_draws, dim=0)
+            log_px = reconstruction_log_likelihood(x_rep, decoded, self.likelihood_)
+            rate = gaussian_kl_per_dim(mu.double(), logvar.double()).sum(1)
+            return rate, -log_px.view(-1, n_draws).mean(1)
+
+        out = self.net_.infer_rows(X, rate_and_distortion, row_seed=self._score_seed)
+        return _check_finite_output(out, "rate_distortion")
 
     def score_samples(self, X):
         """Evidence lower bound of each sample at beta = 1, in nats.
@@ -422,24 +564,75 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     def _make_objective(self, *, likelihood, dataset_size):
         """The :class:`~sklearn_betavae._net.VAEObjective` of this model."""
 
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    def _validate_training_data(self, X, reset):
+        """Validate X for fitting (float32 range included); checks the parameters too."""
+        X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=reset)
+        _check_float32_range(X)
+        _check_callbacks(self.callbacks)
+        return X
+
+    def _n_train(self, X):
+        """Number of training rows of X (early stopping holds some out)."""
+        if not self.early_stopping:
+            return X.shape[0]
+        return X.shape[0] - HoldoutSplit(self.validation_fraction, 0).n_valid(X.shape[0])
+
+    def _architecture(self):
+        """The parameters that shape the network, normalised for comparison."""
+        params = self.get_params(deep=False)
+        return {
+            name: tuple(params[name]) if isinstance(params[name], (list, np.ndarray)) else params[name]
+            for name in self._architecture_params
+        }
+
     def _make_net(self, n_features, likelihood, dataset_size, seed):
-        """Build and initialise the skorch net (deterministically, from ``seed``)."""
+        """Build and initialise the skorch net, its weights drawn from ``seed`` alone.
+
+        The modules are built on the meta device and initialised from a
+        private generator (:func:`~sklearn_betavae._modules.build_initialized`):
+        torch's global RNG is neither used nor advanced, so other threads can
+        neither disturb the initialisation nor be disturbed by it.
+        """
         device = _resolve_device(self.device)
         image_shape = _image_shape(self.image_shape, n_features)
-        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            module = build_vae_module(
-                n_features, self.n_components, self.hidden_layer_sizes, image_shape
-            )
-            objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
-            net = self._build_net(module, objective, device, seed)
-            net.initialize()
+        hidden = self.hidden_layer_sizes
+        if hidden is not None:
+            hidden = _check_layer_sizes(hidden, "hidden_layer_sizes")
+        generator = torch.Generator().manual_seed(seed)
+        module = build_initialized(
+            lambda: build_vae_module(n_features, self.n_components, hidden, image_shape),
+            generator,
+        )
+        objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
+        net = self._build_net(module, objective, device, seed, generator)
+        net.initialize()
         return net
 
-    def _build_net(self, module, objective, device, seed, **net_params):
-        """The skorch net, with the user's callbacks (deep-copied) and early stopping.
+    def _build_net(self, module, objective, device, seed, generator, **net_params):
+        """The skorch net around ``module``; ``net_params`` are extra arguments of ``_net_class``.
 
-        ``net_params`` are extra arguments of ``_net_class`` (FactorVAE's discriminator).
+        ``generator`` draws the initial weights of any further module
+        (FactorVAE's discriminator).
+        """
+        return self._net_class(
+            module=module,
+            criterion=objective,
+            optimizer=torch.optim.Adam,
+            # torch's multi-tensor Adam (its default on GPUs): same updates, one
+            # call per step instead of a Python loop over the parameters.
+            optimizer__foreach=True,
+            device=device,
+            **self._training_settings(seed),
+            **net_params,
+        )
+
+    def _training_settings(self, seed):
+        """The net's arguments that a warm start may change, from the current parameters.
+
+        The user's callbacks (deep-copied) and early stopping among them.
         """
         callbacks = copy.deepcopy(self.callbacks) or []
         if self.early_stopping:
@@ -456,54 +649,87 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                     ),
                 )
             )
-        return self._net_class(
-            module=module,
-            criterion=objective,
-            optimizer=torch.optim.Adam,
-            # torch's multi-tensor Adam (its default on GPUs): same updates, one
-            # call per step instead of a Python loop over the parameters.
-            optimizer__foreach=True,
-            lr=self.learning_rate,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            train_split=HoldoutSplit(self.validation_fraction, seed) if self.early_stopping else None,
-            callbacks=callbacks,
-            verbose=self.verbose,
-            device=device,
-            **net_params,
-        )
+        return {
+            "lr": self.learning_rate,
+            "max_epochs": self.max_epochs,
+            "batch_size": self.batch_size,
+            "train_split": (
+                HoldoutSplit(self.validation_fraction, seed) if self.early_stopping else None
+            ),
+            "callbacks": callbacks,
+            "verbose": self.verbose,
+        }
 
-    def _fit(self, X, epochs, continuing):
-        """Train on validated X for ``epochs`` epochs, new or continuing."""
+    def _continue_with_current_params(self, net, seed):
+        """Apply the current parameters to the fitted ``net`` before a warm start.
+
+        Refuses changes to the architecture; applies the learning rates, the
+        batch size, early stopping, callbacks and ``verbose``.
+        """
+        changed = [
+            f"{name} ({self._fit_architecture[name]!r} -> {value!r})"
+            for name, value in self._architecture().items()
+            if value != self._fit_architecture[name]
+        ]
+        if changed:
+            raise ValueError(
+                "warm_start cannot continue training after a change to the network: "
+                + ", ".join(changed)
+                + ". Set warm_start=False to fit a new model."
+            )
+        for name, value in self._training_settings(seed).items():
+            setattr(net, name, value)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = self.learning_rate
+        net.initialize_callbacks()
+
+    def _fit(self, X, epochs, continuing, dataset_size):
+        """Train on validated X for ``epochs`` epochs, new or continuing.
+
+        The fitted attributes are set once training has ended (or diverged,
+        keeping the last finite step), never half-way.
+        """
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        n_train = X.shape[0]
-        if self.early_stopping:
-            n_train -= HoldoutSplit(self.validation_fraction, seed).n_valid(X.shape[0])
-
         if continuing:
-            _check_bernoulli_range(X, self.likelihood_)
+            likelihood = self.likelihood_
+            _check_bernoulli_range(X, likelihood)
             net = self.net_
+            self._continue_with_current_params(net, seed)
             # The objective holds no state: rebuild it so that hyperparameters changed
             # with set_params (beta, free_bits, ...) apply to the continued training.
-            net.criterion_ = self._make_objective(likelihood=self.likelihood_, dataset_size=n_train)
+            net.criterion_ = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
         else:
-            self.likelihood_ = self._resolve_likelihood(X)
-            net = self._make_net(X.shape[1], self.likelihood_, n_train, seed)
-            self._score_seed = seed
-            self._sample_dtype = _output_dtype(X.dtype)
-            self._n_features_out = self.n_components
+            likelihood = self._resolve_likelihood(X)
+            net = self._make_net(X.shape[1], likelihood, dataset_size, seed)
 
         net.seed_generators(seed)
         try:
             net.partial_fit(ArrayDataset(X), epochs=epochs)
-        except TrainingDivergedError as exc:
+        except TrainingDivergedError:
             # The parameters are those of the last finite step: keep them usable.
-            self.net_ = net
-            self.n_iter_ = len(net.history)
-            raise ValueError(str(exc)) from None
+            self._set_fitted(net, X, likelihood, seed, continuing)
+            raise
+        self._set_fitted(net, X, likelihood, seed, continuing)
+        if net.interrupted_:
+            warnings.warn(
+                f"Training was interrupted after {self.n_iter_} completed epochs "
+                f"({net.n_steps_} optimisation steps); the model keeps the weights of its "
+                "last step.",
+                TrainingInterruptedWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _set_fitted(self, net, X, likelihood, seed, continuing):
+        """Set the fitted attributes of a trained ``net``."""
+        if not continuing:
+            self.likelihood_ = likelihood
+            self._score_seed = seed
+            self._sample_dtype = _output_dtype(X.dtype)
+            self._n_features_out = self.n_components
+            self._fit_architecture = self._architecture()
         self.net_ = net
         self.n_iter_ = len(net.history)
-        return self
 
     def _resolve_likelihood(self, X):
         """``"auto"``: Bernoulli for data in [0, 1], Gaussian otherwise."""
@@ -514,13 +740,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             return "bernoulli"
         return "gaussian"
 
-    def _decode(self, Z, dtype):
-        """Decoder means for codes Z, in batches, as ``dtype``."""
-        out = []
-        with torch.inference_mode():
-            for z in self.net_.iter_inference_batches(Z):
-                out.append(decoder_mean(self.net_.module_.decode(z), self.likelihood_).cpu())
-        return torch.cat(out).numpy().astype(dtype, copy=False)
+    def _decode(self, Z, dtype, method):
+        """Decoder means for codes Z, in fixed-size batches, as ``dtype``."""
+        decode = self.net_.module_.decode
+        means = self.net_.infer_rows(Z, lambda z: decoder_mean(decode(z), self.likelihood_))
+        return _check_finite_output(means, method).astype(dtype, copy=False)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

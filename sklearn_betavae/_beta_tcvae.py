@@ -19,9 +19,11 @@ class _BetaTCVAEObjective(VAEObjective):
         self.gamma = gamma
         self.tc_estimator = tc_estimator
 
-    def regularizer(self, *, mu, logvar, z, step, **_):
+    def regularizer(self, *, mu, logvar, z, step, generator, **_):
         beta = self.annealed(self.beta, step)
-        parts = kl_decomposition(z, mu, logvar, self.dataset_size, self.tc_estimator)
+        parts = kl_decomposition(
+            z, mu, logvar, self.dataset_size, self.tc_estimator, generator=generator
+        )
         mi, tc, dwkl = parts["mi"].mean(), parts["tc"].mean(), parts["dwkl"].mean()
         penalty = self.alpha * mi + beta * tc + self.gamma * dwkl
         # Prefixed: "mi", "tc", "dwkl" are VAEObjective's once-per-epoch MSS diagnostic.
@@ -62,12 +64,15 @@ class BetaTCVAE(_BaseVAE):
 
     - ``"mss"``, minibatch stratified sampling (Chen et al. 2018, Appendix
       C.2): weight :math:`1/N` on the point :math:`z_i` came from, the
-      stratified weight :math:`(N - B + 1) / (N (B - 1))` on one other point
-      and :math:`1/(B - 1)` on the rest. Every row of weights sums to 1 and the
-      estimate of :math:`q(z_i)` is unbiased.
+      stratified weight :math:`(N - B + 1) / (N (B - 1))` on one other point,
+      drawn at random for every minibatch, and :math:`1/(B - 1)` on the rest.
+      Every row of weights sums to 1 and the estimate of :math:`q(z_i)` is
+      unbiased (the random partner matters: a fixed neighbour such as
+      :math:`i + 1` is biased when the minibatch is ordered like the data).
     - ``"mws"``, minibatch weighted sampling (Sec. 4.1): the plain minibatch
       average, weights :math:`1/B`, which over-weights the point :math:`z_i`
-      came from. The paper prints the weight as :math:`1/(BN)`; that density
+      came from, so its estimate of :math:`q(z_i)` is biased upwards (not
+      unbiased). The paper prints the weight as :math:`1/(BN)`; that density
       integrates to :math:`1/N` and adds the constant :math:`(D - 1)\log N` to
       the TC. Constants change no gradient, but here the ``log B`` terms are
       kept and the ``log N`` ones are normalised away, so the logged TC is on

@@ -4,11 +4,10 @@ from numbers import Real
 
 import torch
 from sklearn.utils._param_validation import Interval
-from skorch.utils import TeeGenerator
 
-from ._base import _BaseVAE
+from ._base import _BaseVAE, _check_layer_sizes
 from ._losses import discriminator_accuracy, discriminator_loss, discriminator_tc, permute_dims
-from ._modules import Discriminator
+from ._modules import Discriminator, build_initialized
 from ._net import VAENet, VAEObjective
 
 # Adam's (beta1, beta2) for the discriminator, as in Kim & Mnih (2018).
@@ -27,8 +26,12 @@ class _FactorVAEObjective(VAEObjective):
         super().__init__(**kwargs)
         self.gamma = gamma
 
-    def forward(self, x, mu, logvar, z, decoded, discriminator_logits, step, diagnose=False):
-        loss, logs = super().forward(x, mu, logvar, z, decoded, step, diagnose=diagnose)
+    def forward(
+        self, x, mu, logvar, z, decoded, discriminator_logits, step, diagnose=False, generator=None
+    ):
+        loss, logs = super().forward(
+            x, mu, logvar, z, decoded, step, diagnose=diagnose, generator=generator
+        )
         gamma = self.annealed(self.gamma, step)
         tc = discriminator_tc(discriminator_logits)
         loss = loss + gamma * tc
@@ -62,8 +65,9 @@ class _FactorVAENet(VAENet):
         Those of :class:`~sklearn_betavae._net.VAENet`; ``discriminator__*``
         and ``discriminator_optimizer__*`` arguments go to the discriminator's
         constructor and optimizer, skorch-style.
-    discriminator : type of torch.nn.Module
-        The discriminator class, built in :meth:`initialize_module`.
+    discriminator : torch.nn.Module or type of torch.nn.Module
+        The discriminator (an instance, or a class built in
+        :meth:`initialize_module`).
     discriminator_optimizer : type of torch.optim.Optimizer, default=Adam
         The discriminator's optimizer class, built in :meth:`initialize_optimizer`.
     """
@@ -110,38 +114,26 @@ class _FactorVAENet(VAENet):
         self.n_steps_ += 1
         return step
 
-    def vae_step(self, batch, **fit_params):
-        """Update the encoder and decoder on one batch; returns skorch's step dict."""
-        self.optimizer_.zero_grad()
-        step = self.train_step_single(batch, **fit_params)
-        self.notify(
-            "on_grad_computed",
-            named_parameters=TeeGenerator(self.module_.named_parameters()),
-            batch=batch,
-            training=True,
-        )
-        self.optimizer_.step()
-        return step
-
     def discriminator_step(self, z):
         """Update the discriminator on codes ``z`` (detached) and their permutation.
 
         Kim & Mnih permute the codes of a second minibatch; we permute those of
         the same (detached) batch, the usual simplification, which costs no
         second encoder pass. The permutation draws from the net's noise
-        generator, so training stays deterministic for a seed.
+        generator, so training stays deterministic for a seed. As in
+        :meth:`vae_step`, the loss and the gradients are checked for
+        finiteness in one device sync before the optimizer steps.
         """
         self.discriminator_optimizer_.zero_grad()
         logits_real = self.discriminator_(z)
         logits_permuted = self.discriminator_(permute_dims(z, generator=self._noise_generator))
         loss = discriminator_loss(logits_real, logits_permuted)
+        loss.backward()
         logs = {
             "discriminator_loss": loss.detach(),
             "discriminator_accuracy": discriminator_accuracy(logits_real, logits_permuted),
         }
-        # Before the step: a non-finite loss stops training with usable weights.
-        self.record_logs(logs, prefix="train")
-        loss.backward()
+        self.record_logs(logs, prefix="train", gradients=self._gradients(self.discriminator_))
         self.discriminator_optimizer_.step()
 
 
@@ -335,6 +327,7 @@ class FactorVAE(_BaseVAE):
     }
 
     _net_class = _FactorVAENet
+    _architecture_params = (*_BaseVAE._architecture_params, "discriminator_hidden_layer_sizes")
 
     def __init__(
         self,
@@ -399,18 +392,26 @@ class FactorVAE(_BaseVAE):
             free_bits=self.free_bits,
         )
 
-    def _build_net(self, module, objective, device, seed):
-        # Built by the net inside _make_net's seeded block: deterministic weights.
+    def _continue_with_current_params(self, net, seed):
+        super()._continue_with_current_params(net, seed)
+        for group in net.discriminator_optimizer_.param_groups:
+            group["lr"] = self.discriminator_learning_rate
+
+    def _build_net(self, module, objective, device, seed, generator):
+        # Drawn from the same private generator, right after the VAE's weights.
+        hidden = _check_layer_sizes(
+            self.discriminator_hidden_layer_sizes, "discriminator_hidden_layer_sizes"
+        )
+        discriminator = build_initialized(
+            lambda: Discriminator(self.n_components, hidden), generator
+        )
         return super()._build_net(
             module,
             objective,
             device,
             seed,
-            discriminator=Discriminator,
-            discriminator__n_components=self.n_components,
-            discriminator__hidden_layer_sizes=tuple(
-                int(s) for s in self.discriminator_hidden_layer_sizes
-            ),
+            generator,
+            discriminator=discriminator,
             discriminator_optimizer__lr=self.discriminator_learning_rate,
             discriminator_optimizer__betas=_DISCRIMINATOR_BETAS,
             discriminator_optimizer__foreach=True,

@@ -6,6 +6,7 @@ loop in ``_net``.
 
 import math
 
+import torch
 from torch import nn
 
 # Higgins et al. (2017), Burgess et al. (2018), Locatello et al. (2019), Table 1:
@@ -165,3 +166,80 @@ class Discriminator(nn.Module):
 
     def forward(self, z):
         return self.net(z)
+
+
+# Layers whose reset_parameters() initialize_parameters reproduces with a generator.
+_KAIMING_LAYERS = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+)
+
+
+def initialize_parameters(module, generator):
+    """Initialise ``module`` in place as torch's defaults would, drawing from ``generator``.
+
+    Linear and (transposed) convolution layers get torch's own
+    ``reset_parameters`` scheme (``kaiming_uniform_(a=sqrt(5))`` weights,
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` biases), but from a private
+    generator: torch's global RNG, shared by every thread of the process, is
+    neither read nor advanced.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    generator : torch.Generator
+        On the parameters' device.
+
+    Raises
+    ------
+    TypeError
+        If a parameter belongs to a layer of another kind.
+    """
+    covered = set()
+    with torch.no_grad():
+        for layer in module.modules():
+            if not isinstance(layer, _KAIMING_LAYERS):
+                continue
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            covered.add(id(layer.weight))
+            if layer.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+                covered.add(id(layer.bias))
+    others = [name for name, p in module.named_parameters() if id(p) not in covered]
+    if others:
+        raise TypeError(f"no generator-based initialisation for the parameters {others}.")
+
+
+def build_initialized(factory, generator):
+    """``factory()`` built without touching torch's global RNG, initialised from ``generator``.
+
+    The module is constructed on the ``meta`` device (no memory, no random
+    draws), allocated on the CPU, then initialised by
+    :func:`initialize_parameters`. Concurrent threads drawing from torch's
+    global RNG neither change the result nor see their own stream changed.
+
+    Parameters
+    ----------
+    factory : callable
+        Returns the module, e.g. ``lambda: build_vae_module(...)``.
+    generator : torch.Generator
+        CPU generator.
+
+    Returns
+    -------
+    module : torch.nn.Module
+    """
+    with torch.device("meta"):
+        module = factory()
+    if any(True for _ in module.buffers()):
+        raise TypeError("build_initialized supports modules without buffers only.")
+    module = module.to_empty(device="cpu")
+    initialize_parameters(module, generator)
+    return module

@@ -17,8 +17,8 @@ import math
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
-from skorch.utils import to_tensor
+from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 
 from ._losses import (
@@ -27,8 +27,9 @@ from ._losses import (
     kl_decomposition,
     reconstruction_log_likelihood,
 )
+from ._random import row_keys
 from ._schedules import linear_ramp
-
+from .exceptions import TrainingDivergedError
 
 # Inference moves and casts X in blocks of at most this many float32 bytes, then
 # runs the module on ``batch_size`` rows at a time: one cast per block instead of
@@ -36,8 +37,13 @@ from ._schedules import linear_ramp
 _INFERENCE_BLOCK_BYTES = 8 * 2**20
 
 
-class TrainingDivergedError(FloatingPointError):
-    """Raised inside the training loop when the loss stops being finite."""
+def _max_abs(tensors):
+    """Largest ``|value|`` over ``tensors`` as a 0-d tensor: NaN or inf unless all are finite.
+
+    One fused multi-tensor reduction (``torch._foreach_norm`` with ``ord=inf``
+    cannot overflow the way a 2-norm of large finite values would).
+    """
+    return torch.stack(torch._foreach_norm(tensors, ord=math.inf)).amax()
 
 
 class ArrayDataset(torch.utils.data.Dataset):
@@ -165,7 +171,7 @@ class VAEObjective(nn.Module):
 
     Parameters
     ----------
-    likelihood : {"bernoulli", "gaussian"}
+    likelihood : {"bernoulli", "continuous_bernoulli", "gaussian"}
     dataset_size : int
         Number of training samples ``N`` (for the TC estimators).
     anneal_steps : int
@@ -184,11 +190,11 @@ class VAEObjective(nn.Module):
         self.anneal_steps = anneal_steps
         self.free_bits = free_bits
 
-    def forward(self, x, mu, logvar, z, decoded, step, diagnose=False):
+    def forward(self, x, mu, logvar, z, decoded, step, diagnose=False, generator=None):
         kl_per_dim = gaussian_kl_per_dim(mu, logvar)
         reconstruction = -reconstruction_log_likelihood(x, decoded, self.likelihood).mean()
         penalty, logs = self.regularizer(
-            mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step
+            mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step, generator=generator
         )
         loss = reconstruction + penalty
         logs = {
@@ -201,12 +207,18 @@ class VAEObjective(nn.Module):
         if diagnose:
             # O(B^2 D): done on one minibatch per epoch, not on every step.
             with torch.no_grad():
-                parts = kl_decomposition(z, mu, logvar, self.dataset_size, estimator="mss")
+                parts = kl_decomposition(
+                    z, mu, logvar, self.dataset_size, estimator="mss", generator=generator
+                )
             logs.update({key: value.mean() for key, value in parts.items()})
         return loss, logs
 
-    def regularizer(self, *, mu, logvar, z, kl_per_dim, step):
-        """The model's penalty and its logs; see the subclasses."""
+    def regularizer(self, *, mu, logvar, z, kl_per_dim, step, generator):
+        """The model's penalty and its logs; see the subclasses.
+
+        ``generator`` (on the device) is the net's noise generator, for
+        penalties that draw random numbers (e.g. stratified sampling).
+        """
         raise NotImplementedError
 
     def annealed(self, weight, step):
@@ -226,9 +238,13 @@ class VAENet(NeuralNet):
     ``criterion`` is a :class:`VAEObjective` instance. ``infer`` returns
     ``(x, mu, logvar, z, decoded)`` with ``z`` reparameterised from the net's
     own noise generator; ``get_loss`` evaluates the objective at the current
-    optimisation step and records its terms per batch; ``on_epoch_end``
-    averages them (weighted by batch size) into per-epoch history entries
-    ``train_<term>`` / ``valid_<term>``, plus ``beta``, the weight in force.
+    optimisation step and keeps its terms; ``train_step`` backpropagates,
+    then records the terms and checks the loss and the gradients for
+    finiteness in one device sync, before the optimizer steps;
+    ``on_epoch_end`` averages the terms (weighted by batch size) into
+    per-epoch history entries ``train_<term>`` / ``valid_<term>``, plus
+    ``beta``, the weight in force. :meth:`infer_rows` runs the module for
+    inference, in fixed-size batches.
     """
 
     @property
@@ -244,7 +260,9 @@ class VAENet(NeuralNet):
     def initialize(self):
         super().initialize()
         self.n_steps_ = 0
+        self.interrupted_ = False
         self._diagnose = set()
+        self._pending_logs = None
         return self
 
     def _set_training(self, training=True):
@@ -286,23 +304,61 @@ class VAENet(NeuralNet):
         prefix = "train" if training else "valid"
         diagnose = prefix in self._diagnose
         self._diagnose.discard(prefix)
-        loss, logs = self.criterion_(*y_pred, step=self.n_steps_, diagnose=diagnose)
-        self.record_logs(logs, prefix=prefix)
+        loss, logs = self.criterion_(
+            *y_pred, step=self.n_steps_, diagnose=diagnose, generator=self._noise_generator
+        )
+        if training:
+            # Recorded after backward, with the gradient check, in one device sync.
+            self._pending_logs = logs
+        else:
+            self.record_logs(logs, prefix="valid")
         return loss
 
     def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
+        step = self.vae_step(batch, **fit_params)
         self.n_steps_ += 1
         return step
 
-    def record_logs(self, logs, prefix):
+    def vae_step(self, batch, **fit_params):
+        """Update the encoder and decoder on one batch; returns skorch's step dict.
+
+        Backward, then the objective's terms and the largest absolute gradient
+        are copied to the host together (one device sync, as the loss alone
+        would cost): a non-finite loss or gradient raises
+        :class:`~sklearn_betavae.exceptions.TrainingDivergedError` before the
+        optimizer steps, so the parameters stay those of the last finite step.
+        Only ``optimizer_`` steps (skorch's own ``train_step`` would step every
+        registered optimizer).
+        """
+        self.optimizer_.zero_grad()
+        step = self.train_step_single(batch, **fit_params)
+        logs, self._pending_logs = self._pending_logs, None
+        self.record_logs(logs, prefix="train", gradients=self._gradients(self.module_))
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.module_.named_parameters()),
+            batch=batch,
+            training=True,
+        )
+        self.optimizer_.step()
+        return step
+
+    @staticmethod
+    def _gradients(module):
+        return [p.grad for p in module.parameters() if p.grad is not None]
+
+    def record_logs(self, logs, prefix, gradients=None):
         """Record an objective's logs in the current batch row (one device sync).
 
-        Raises :class:`TrainingDivergedError` when the loss is not finite, before
-        the optimizer could write non-finite values into the parameters.
+        Raises :class:`~sklearn_betavae.exceptions.TrainingDivergedError` when
+        the loss (the first log) or, if given, any of ``gradients`` is not
+        finite, before an optimizer could write non-finite values into the
+        parameters.
         """
-        tensors = [v for v in logs.values() if torch.is_tensor(v)]
-        flat = torch.cat([t.detach().reshape(-1).float() for t in tensors]).tolist()
+        tensors = [v.detach().reshape(-1).float() for v in logs.values() if torch.is_tensor(v)]
+        if gradients:
+            tensors.append(_max_abs(gradients).reshape(1).float())
+        flat = torch.cat(tensors).tolist()
         batch_row = self.history[-1]["batches"][-1]  # one lookup, not one per key
         position = 0
         for key, value in logs.items():
@@ -316,14 +372,17 @@ class VAENet(NeuralNet):
                     batch_row["beta"] = value
             else:
                 batch_row[f"{prefix}_{key}"] = value
-        loss = flat[0]
-        if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"The {prefix} loss became {loss} at epoch {len(self.history)}, after "
-                f"{self.n_steps_} optimisation steps: training diverged. Lower "
-                "learning_rate, standardise X (e.g. with StandardScaler) or lower the "
-                "regularisation weight."
-            )
+        where = f"at epoch {len(self.history)}, after {self.n_steps_} optimisation steps"
+        if not math.isfinite(flat[0]):
+            what = f"The {prefix} loss became {flat[0]}"
+        elif gradients and not math.isfinite(flat[-1]):
+            what = f"The {prefix} loss was finite ({flat[0]:.6g}) but its gradients were not"
+        else:
+            return
+        raise TrainingDivergedError(
+            f"{what} {where}: training diverged. Lower learning_rate, standardise X "
+            "(e.g. with StandardScaler) or lower the regularisation weight."
+        )
 
     def on_epoch_end(self, net, **kwargs):
         row = self.history[-1]
@@ -341,36 +400,98 @@ class VAENet(NeuralNet):
         if betas:
             self.history.record("beta", betas[-1])
 
-    def iter_inference_batches(self, X):
-        """Float32 batches of ``batch_size`` rows of ``X`` on the device, module in eval mode.
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; a ``KeyboardInterrupt`` ends it with a consistent history.
 
-        Rows are moved and cast a block of whole batches at a time (at most
-        ``_INFERENCE_BLOCK_BYTES`` as float32, at least one batch). Callers
-        wrap the loop in ``torch.inference_mode()``.
+        The row of an epoch that did not finish is dropped (its steps stay in
+        the weights and in ``n_steps_``), so that ``history_`` holds completed
+        epochs only, and ``interrupted_`` is set, unless the interrupt was
+        skorch's ``EarlyStopping`` ending training as planned.
+        """
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = not any(
+                isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
+                for _, cb in self.callbacks_
+            )
+            self._pending_logs = None
+            if len(self.history) and "train_loss" not in self.history[-1]:
+                self.history.pop()
+            return self
+
+    def infer_rows(self, X, fn, *, row_seed=None):
+        """Run ``fn`` on fixed-size float32 batches of X; return its per-row outputs.
+
+        Every call of ``fn`` sees exactly ``batch_size`` rows on the device (the
+        last batch padded with zero rows, whose outputs are dropped): float32
+        matrix products may round differently with the number of rows, so a
+        fixed batch shape keeps each row's result independent of the other
+        rows of X and of their order. Rows are moved and cast a block of whole
+        batches at a time (at most ``_INFERENCE_BLOCK_BYTES`` as float32, at
+        least one batch), under ``torch.inference_mode`` with the module in
+        eval mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Validated rows, in any dtype the data path takes.
+        fn : callable
+            ``fn(x)``, or ``fn(x, keys)`` with ``row_seed``; returns a tensor
+            or a tuple of tensors with one row per row of ``x``.
+        row_seed : int or None, default=None
+            When given, ``keys`` holds one uint64 key per row of ``x``, a hash
+            of the row's float32 values and ``row_seed``
+            (:func:`~sklearn_betavae._random.row_keys`), for row-keyed noise.
+
+        Returns
+        -------
+        out : ndarray or tuple of ndarray
+            ``fn``'s outputs for the rows of X, concatenated on the CPU.
         """
         self._set_training(False)
+        n_samples, batch_size = len(X), self.batch_size
         row_bytes = 4 * max(1, math.prod(X.shape[1:]))
-        batches_per_block = max(1, _INFERENCE_BLOCK_BYTES // (row_bytes * self.batch_size))
-        blocks = BatchIterator(ArrayDataset(X), batches_per_block * self.batch_size)
-        for block, _ in blocks:
-            yield from self.to_device(block).split(self.batch_size)
+        block_rows = max(1, _INFERENCE_BLOCK_BYTES // (row_bytes * batch_size)) * batch_size
+        data, outputs = ArrayDataset(X), []
+        with torch.inference_mode():
+            for start in range(0, n_samples, block_rows):
+                rows = data.take(slice(start, start + block_rows))
+                x = self.to_device(rows)
+                keys = None if row_seed is None else row_keys(rows.numpy(), row_seed)
+                missing = -len(x) % batch_size
+                if missing:
+                    x = torch.cat([x, x.new_zeros((missing, *x.shape[1:]))])
+                    if keys is not None:
+                        keys = np.concatenate([keys, np.zeros(missing, dtype=keys.dtype)])
+                for i, batch in enumerate(x.split(batch_size)):
+                    args = () if keys is None else (keys[i * batch_size : (i + 1) * batch_size],)
+                    out = fn(batch, *args)
+                    outputs.append(tuple(t.cpu() for t in out) if isinstance(out, tuple) else out.cpu())
+        if isinstance(outputs[0], tuple):
+            return tuple(torch.cat(parts)[:n_samples].numpy() for parts in zip(*outputs))
+        return torch.cat(outputs)[:n_samples].numpy()
 
     def __getstate__(self):
         state = super().__getstate__()
         # Generators may live on a GPU; they are re-seeded at every fit.
         state.pop("_shuffle_generator", None)
         state.pop("_noise_generator", None)
-        # ``module`` was given as an instance, which became ``module_``. skorch saves
-        # ``module_`` through its device-aware (map_location) path but would pickle
-        # ``module`` a second time, plainly: twice the weights, and CUDA tensors that
-        # cannot load on a CPU-only machine.
-        if state.get("module") is self.__dict__.get("module_"):
-            state["module"] = None
-            state["_module_is_module_"] = True
+        state.pop("_pending_logs", None)
+        # Modules given as instances (``module``, FactorVAE's ``discriminator``)
+        # became ``<name>_``. skorch saves ``<name>_`` through its device-aware
+        # (map_location) path but would pickle the instance a second time,
+        # plainly: twice the weights, and CUDA tensors that cannot load on a
+        # CPU-only machine.
+        shared = [name for name in self._modules if state.get(name) is self.__dict__.get(name + "_")]
+        for name in shared:
+            state[name] = None
+        state["_modules_given_as_instances"] = shared
         return state
 
     def __setstate__(self, state):
-        shared = state.pop("_module_is_module_", False)
+        shared = state.pop("_modules_given_as_instances", ())
         super().__setstate__(state)
-        if shared:
-            self.module = self.module_
+        for name in shared:
+            setattr(self, name, getattr(self, name + "_"))

@@ -13,12 +13,14 @@ from numpy.testing import assert_allclose, assert_array_equal
 from skorch.callbacks import Callback
 from sklearn.base import clone
 from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_betavae import BetaVAE
+from sklearn_betavae import BetaTCVAE, BetaVAE, FactorVAE
+from sklearn_betavae.exceptions import TrainingDivergedError, TrainingInterruptedWarning
 from sklearn_betavae.metrics import reconstruction_scorer
 
 
@@ -329,7 +331,8 @@ class _InterruptAt(Callback):
 def test_interrupted_fit_leaves_usable_model(digits):
     # Ctrl-C during training returns a usable model with the epochs run so far.
     X = digits[0][:200]
-    vae = _small(max_epochs=10, callbacks=[_InterruptAt(2)]).fit(X)
+    with pytest.warns(TrainingInterruptedWarning):
+        vae = _small(max_epochs=10, callbacks=[_InterruptAt(2)]).fit(X)
     assert vae.n_iter_ == 2
     assert np.all(np.isfinite(vae.transform(X)))
 
@@ -416,3 +419,282 @@ def test_warm_start_applies_changed_hyperparameters():
     vae.set_params(beta=3.0).fit(X)
     assert len(vae.history_) == 2
     assert vae.history_[-1, "beta"] == 3.0
+
+
+# --- Results that do not depend on the other rows --------------------------------------------
+
+
+def _row_outputs(vae, X, Z):
+    rate, distortion = vae.rate_distortion(X)
+    return {
+        "transform": vae.transform(X),
+        "kl_per_dim": vae.kl_per_dim(X),
+        "score_samples": vae.score_samples(X),
+        "rate": rate,
+        "distortion": distortion,
+        "inverse_transform": vae.inverse_transform(Z),
+    }
+
+
+@pytest.mark.parametrize("params", [
+    dict(hidden_layer_sizes=(16,), batch_size=16),
+    dict(hidden_layer_sizes=None, batch_size=8),
+    dict(image_shape=(16, 16), batch_size=8),
+])
+def test_row_results_are_bitwise_independent_of_the_other_rows(params):
+    # A row's outputs are bitwise the same alone, in subsets of any size and in any order.
+    rng = np.random.RandomState(0)
+    n_features = 256 if "image_shape" in params else 64
+    X = rng.rand(37, n_features).astype(np.float32)
+    vae = _small(max_epochs=1, **params).fit(X)
+    Z = rng.randn(37, 3).astype(np.float32)
+    full = _row_outputs(vae, X, Z)
+    for size in (1, 2, 5, 9, 17, 36):
+        rows = rng.choice(37, size, replace=False)
+        part = _row_outputs(vae, X[rows], Z[rows])
+        for name, values in full.items():
+            assert_array_equal(part[name], values[rows], err_msg=f"{name}, {size} rows")
+
+
+def test_score_noise_is_per_row_and_averages_out(digits):
+    # Each row has its own Monte Carlo noise: the spread of score(X) across noise seeds is
+    # that of a mean of independent per-row errors (shared noise would not average out).
+    X = digits[0][:400]
+    vae = _small(max_epochs=3).fit(X)
+    per_seed = []
+    for seed in range(12):
+        vae._score_seed = seed
+        per_seed.append(vae.score_samples(X))
+    per_seed = np.array(per_seed)
+    independent = np.sqrt(per_seed.var(axis=0, ddof=1).mean() / len(X))
+    spread = per_seed.mean(axis=1).std(ddof=1)
+    assert spread < 2.5 * independent
+    # Identical rows get identical noise, hence identical scores.
+    assert_array_equal(vae.score_samples(np.vstack([X[:1], X[:1]])), vae.score_samples(X[:1])[[0, 0]])
+
+
+# --- No silent NaN model ----------------------------------------------------------------------
+
+
+class _RecordInitialWeights(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.weights = [p.detach().clone() for p in net.module_.parameters()]
+
+
+@pytest.mark.parametrize("estimator, X", [
+    (BetaTCVAE, np.array([[295.0]], np.float32)),
+    (BetaVAE, np.full((1, 12), -420.0)),
+])
+def test_gradient_overflow_stops_training_before_the_step(estimator, X):
+    # A finite loss with non-finite gradients raises TrainingDivergedError (a ValueError)
+    # before the optimizer writes NaN: the model keeps finite weights and a finite score.
+    recorder = _RecordInitialWeights()
+    vae = estimator(n_components=1, hidden_layer_sizes=(8,), max_epochs=1, random_state=0,
+                    callbacks=[("recorder", recorder)])
+    with pytest.raises(TrainingDivergedError, match="gradients were not"):
+        vae.fit(X)
+    initial = dict(vae.net_.callbacks_)["recorder"].weights
+    for before, after in zip(initial, vae.module_.parameters()):
+        assert torch.equal(before, after)  # the very first step was refused
+    assert np.isfinite(vae.score(X))
+    assert np.all(np.isfinite(vae.transform(X)))
+
+
+def test_non_finite_outputs_raise_instead_of_returning_nan(digits):
+    # A model whose outputs overflow float32 (here: weights scaled up by hand) raises a clear
+    # ValueError instead of returning inf or NaN; so do inputs beyond float32.
+    X = digits[0][:50]
+    vae = _small(likelihood="gaussian", max_epochs=1).fit(X)
+    with torch.no_grad():
+        for p in vae.module_.parameters():
+            p.mul_(1e30)
+    with pytest.raises(ValueError, match="inverse_transform produced non-finite values"):
+        vae.inverse_transform(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="transform produced non-finite values"):
+        vae.transform(X)
+    with pytest.raises(ValueError, match="rate_distortion produced non-finite values"):
+        vae.score(X)
+    fitted = _small(max_epochs=1).fit(X)
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        fitted.inverse_transform(np.full((2, 3), 1e300))
+    with pytest.raises(ValueError, match="beyond the float32 range"):
+        _small().fit(np.full((4, 64), 1e300))
+
+
+# --- A failed fit never leaves a half-fitted estimator -----------------------------------------
+
+
+class _FailAtEpoch(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        raise RuntimeError("callback failure")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_failed_first_fit_leaves_the_estimator_unfitted(digits):
+    # A first fit that fails (no CUDA here) leaves no fitted attribute: NotFittedError.
+    vae = _small(device="cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        vae.fit(digits[0][:50])
+    assert not hasattr(vae, "n_features_in_") and not hasattr(vae, "net_")
+    with pytest.raises(NotFittedError):
+        vae.transform(digits[0][:5])
+
+
+@pytest.mark.parametrize("failure", ["device", "callback", "parameter"])
+def test_failed_refit_keeps_the_previous_model_whole(digits, failure):
+    # A refit that fails on other data leaves the previous fitted state as it was.
+    X = digits[0][:100]
+    vae = _small().fit(X)
+    before = (vae.transform(X), vae.score_samples(X), vae.net_, vae.n_iter_)
+    other = np.random.RandomState(0).rand(50, 32)
+    if failure == "device":
+        if torch.cuda.is_available():
+            pytest.skip("needs a machine without CUDA")
+        vae.set_params(device="cuda")
+    elif failure == "callback":
+        vae.set_params(callbacks=[_FailAtEpoch()])
+    else:
+        vae.set_params(hidden_layer_sizes=(0,))
+    with pytest.raises((ValueError, RuntimeError)):
+        vae.fit(other)
+    assert vae.n_features_in_ == 64
+    assert vae.net_ is before[2] and vae.n_iter_ == before[3]
+    assert_array_equal(vae.transform(X), before[0])
+    assert_array_equal(vae.score_samples(X), before[1])
+
+
+# --- Interrupting a fit -------------------------------------------------------------------------
+
+
+class _InterruptMidEpoch(Callback):
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch = epoch, batch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch and len(net.history[-1]["batches"]) == self.batch:
+            raise KeyboardInterrupt
+
+
+def test_interrupt_mid_epoch_warns_and_keeps_history_consistent(digits):
+    # Ctrl-C half-way through epoch 3: a warning, a usable model, a history of the 2 completed
+    # epochs that indexes and plots, and n_iter_ == 2.
+    X = digits[0][:200]
+    vae = _small(max_epochs=10, callbacks=[_InterruptMidEpoch(epoch=3, batch=2)])
+    with pytest.warns(TrainingInterruptedWarning, match="interrupted after 2 completed epochs"):
+        vae.fit(X)
+    assert vae.n_iter_ == 2 == len(vae.history_)
+    assert len(vae.history_[:, "train_loss"]) == 2
+    assert vae.net_.n_steps_ == 2 * 4 + 2  # the steps of epoch 3 are in the weights
+    assert np.all(np.isfinite(vae.transform(X)))
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from sklearn_betavae.plotting import plot_training_history
+
+    plot_training_history(vae, fig=Figure())
+
+
+def test_early_stopping_is_not_an_interruption(digits):
+    # skorch's EarlyStopping ends training with a KeyboardInterrupt: no warning for it.
+    vae = _small(max_epochs=30, early_stopping=True, n_iter_no_change=2, tol=1e9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingInterruptedWarning)
+        vae.fit(digits[0][:200])
+    assert vae.n_iter_ == 3
+
+
+# --- Seeds that no other thread can disturb ----------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator", [BetaVAE, FactorVAE])
+def test_other_threads_neither_change_the_model_nor_see_their_stream_changed(digits, estimator):
+    # A thread drawing from torch's global RNG during fit: the model is bitwise the one fitted
+    # alone, and the thread's draws are those its seed gives without any fit running.
+    import threading
+
+    X = digits[0][:200]
+    params = dict(n_components=2, hidden_layer_sizes=(16,), max_epochs=2, random_state=7)
+    if estimator is FactorVAE:
+        params["discriminator_hidden_layer_sizes"] = (16,)
+    alone = estimator(**params).fit(X)
+    torch.manual_seed(123)
+    expected = torch.rand(4000)
+    drawn, start = [], threading.Event()
+
+    def draw():
+        torch.manual_seed(123)
+        start.set()
+        drawn.extend(torch.rand(1) for _ in range(4000))
+
+    thread = threading.Thread(target=draw)
+    thread.start()
+    start.wait()
+    busy = estimator(**params).fit(X)
+    thread.join()
+    assert_array_equal(torch.cat(drawn).numpy(), expected.numpy())
+    for a, b in zip(alone.module_.parameters(), busy.module_.parameters()):
+        assert torch.equal(a, b)
+    assert_array_equal(alone.transform(X), busy.transform(X))
+
+
+# --- Clear errors for the remaining raw ones -----------------------------------------------------
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(hidden_layer_sizes=(0,)), r"hidden_layer_sizes must hold positive integers"),
+    (dict(hidden_layer_sizes=(-4,)), r"hidden_layer_sizes must hold positive integers"),
+    (dict(hidden_layer_sizes=(8.7,)), r"hidden_layer_sizes must hold positive integers"),
+    (dict(hidden_layer_sizes=(True,)), r"hidden_layer_sizes must hold positive integers"),
+    (dict(image_shape=(16.5, 16)), r"image_shape must hold positive integers"),
+    (dict(callbacks=[42]), r"callbacks must hold skorch callbacks"),
+    (dict(callbacks=[("name", 42)]), r"callbacks must hold skorch callbacks"),
+    (dict(device="meta"), r"device='meta' cannot train a model"),
+    (dict(device="tpu"), r"device='tpu' is not a torch device"),
+])
+def test_raw_errors_become_clear_value_errors(params, match):
+    # Parameters torch or skorch would reject obscurely (or accept silently) are named.
+    X = np.random.RandomState(0).rand(20, 256)
+    with pytest.raises(ValueError, match=match):
+        _small(**params).fit(X)
+
+
+@pytest.mark.parametrize("sizes", [(0,), (-4,), (8.7,)])
+def test_discriminator_layer_sizes_are_checked(digits, sizes):
+    # The discriminator's widths are checked like the encoder's.
+    vae = FactorVAE(n_components=2, hidden_layer_sizes=(8,), discriminator_hidden_layer_sizes=sizes,
+                    max_epochs=1)
+    with pytest.raises(ValueError, match="discriminator_hidden_layer_sizes must hold positive"):
+        vae.fit(digits[0][:40])
+
+
+def test_warm_start_applies_learning_rate_batch_size_and_refuses_new_architecture(digits):
+    # set_params between warm-started fits: the new learning rate and batch size are used;
+    # a change of the network is refused clearly.
+    X = digits[0][:64]
+    vae = _small(max_epochs=1, warm_start=True, batch_size=16, learning_rate=1e-3).fit(X)
+    assert vae.history_[-1, "train_batch_count"] == 4
+    vae.set_params(learning_rate=0.05, batch_size=32).fit(X)
+    assert vae.history_[-1, "train_batch_count"] == 2
+    assert all(group["lr"] == 0.05 for group in vae.net_.optimizer_.param_groups)
+    with pytest.raises(ValueError, match=r"warm_start cannot continue .*n_components \(3 -> 4\)"):
+        vae.set_params(n_components=4).fit(X)
+    assert vae.n_components == 4 and vae.transform(X).shape == (64, 3)  # old model kept
+
+
+# --- partial_fit's dataset size ----------------------------------------------------------------
+
+
+def test_partial_fit_dataset_size_counts_rows_or_takes_the_given_one(digits):
+    # The TC estimators' N: rows seen so far by default, or the dataset_size given.
+    X = digits[0][:300]
+    vae = BetaTCVAE(n_components=2, hidden_layer_sizes=(8,), random_state=0)
+    vae.partial_fit(X[:100])
+    assert vae.net_.criterion_.dataset_size == 100 == vae.n_samples_seen_
+    vae.partial_fit(X[100:250])
+    assert vae.net_.criterion_.dataset_size == 250 == vae.n_samples_seen_
+    vae.partial_fit(X[250:], dataset_size=300)
+    assert vae.net_.criterion_.dataset_size == 300
+    with pytest.raises(ValueError, match="smaller than this chunk"):
+        vae.partial_fit(X[:100], dataset_size=10)
+    with pytest.raises(ValueError, match="dataset_size must be a positive integer"):
+        vae.partial_fit(X[:100], dataset_size=0)

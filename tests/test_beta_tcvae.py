@@ -70,9 +70,12 @@ def test_unit_weights_equal_elbo_objective_in_expectation(tc_estimator):
     objective = _objective(BetaTCVAE(alpha=1.0, beta=1.0, gamma=1.0, tc_estimator=tc_estimator))
     elbo_objective = _BetaVAEObjective(beta=1.0, capacity=None, capacity_steps=0,
                                        likelihood="gaussian", dataset_size=100)
-    # 20000 draws of the whole minibatch, evaluated at once with vmap.
+    # 20000 draws of the whole minibatch, evaluated at once with vmap (one set of
+    # random stratified partners for all draws: randomness="same").
     eps = torch.randn((20000, *mu.shape), dtype=mu.dtype, generator=torch.Generator().manual_seed(0))
-    loss = torch.func.vmap(lambda z: objective(x, mu, logvar, z, decoded, step=0)[0])
+    loss = torch.func.vmap(
+        lambda z: objective(x, mu, logvar, z, decoded, step=0)[0], randomness="same"
+    )
     losses = loss(mu + torch.exp(0.5 * logvar) * eps).numpy()
     elbo_loss = elbo_objective(x, mu, logvar, mu, decoded, step=0)[0].item()
     standard_error = np.std(losses) / np.sqrt(len(losses))
@@ -113,21 +116,29 @@ def test_objective_terms_follow_the_chosen_estimator():
     z = mu + torch.exp(0.5 * logvar)
     logged = {}
     for estimator in ("mss", "mws"):
-        _, logs = _objective(BetaTCVAE(tc_estimator=estimator))(x, mu, logvar, z, decoded, 0)
-        parts = kl_decomposition(z, mu, logvar, 100, estimator)
+        objective = _objective(BetaTCVAE(tc_estimator=estimator))
+        # The same generator state draws the same random stratified partners.
+        _, logs = objective(x, mu, logvar, z, decoded, 0, generator=torch.Generator().manual_seed(3))
+        parts = kl_decomposition(z, mu, logvar, 100, estimator,
+                                 generator=torch.Generator().manual_seed(3))
         for key in ("mi", "tc", "dwkl"):
             assert_allclose(logs[f"tcvae_{key}"].item(), parts[key].mean().item())
         logged[estimator] = logs["tcvae_tc"].item()
     assert logged["mss"] != pytest.approx(logged["mws"])
 
 
-def test_first_batch_terms_equal_the_mss_diagnostic(X):
-    # With tc_estimator="mss" the objective's terms on an epoch's first batch are the diagnostic.
+def test_first_batch_terms_match_the_mss_diagnostic(X):
+    # With tc_estimator="mss" the objective's terms on an epoch's first batch are the diagnostic,
+    # up to the random stratified partners each estimate draws; later batches have no diagnostic.
     vae = _small(tc_estimator="mss").fit(X)
     for row in vae.history_:
         first = row["batches"][0]
         for key in ("mi", "tc", "dwkl"):
-            assert_allclose(first[f"train_tcvae_{key}"], first[f"train_{key}"], rtol=1e-6)
+            assert_allclose(first[f"train_tcvae_{key}"], first[f"train_{key}"], rtol=0.05,
+                            atol=0.05)
+        assert first["train_tcvae_mi"] + first["train_tcvae_tc"] + first[
+            "train_tcvae_dwkl"] == pytest.approx(first["train_mi"] + first["train_tc"]
+                                                 + first["train_dwkl"], rel=1e-5)
         assert "train_mi" not in row["batches"][1]
 
 

@@ -11,6 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_betavae import BetaVAE
 from sklearn_betavae._base import _N_SCORE_SAMPLES
+from sklearn_betavae._random import keyed_standard_normal, row_keys
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +32,11 @@ def _linear_model_elbo(vae, X):
     h = X @ We.T + be
     mu, logvar = h[:, :d], h[:, d:]
     kl = 0.5 * np.sum(mu**2 + np.exp(logvar) - 1 - logvar, axis=1)
-    gen = torch.Generator().manual_seed(vae._score_seed)
-    eps = torch.randn(_N_SCORE_SAMPLES, 1, d, generator=gen).double().numpy()
+    # Each row's own noise, keyed by its values and the fit (as documented).
+    keys = row_keys(X, vae._score_seed)
+    eps = keyed_standard_normal(keys, _N_SCORE_SAMPLES * d).astype(np.float32).astype(float)
     log_px = []
-    for e in eps:
+    for e in eps.reshape(len(X), _N_SCORE_SAMPLES, d).transpose(1, 0, 2):
         out = (mu + np.exp(0.5 * logvar) * e) @ Wd.T + bd
         if vae.likelihood_ == "bernoulli":
             # x log p + (1 - x) log(1 - p), valid for x anywhere in [0, 1]

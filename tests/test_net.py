@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from sklearn_betavae import BetaVAE, _net
 from sklearn_betavae._net import ArrayDataset, BatchIterator, HoldoutSplit
+from sklearn_betavae._random import row_keys
 
 
 def test_batches_cover_every_row_once_in_native_dtype():
@@ -57,9 +58,10 @@ def test_holdout_split_is_disjoint_and_seeded():
         HoldoutSplit(0.5, seed=0)(ArrayDataset(np.zeros((1, 1))))
 
 
-def test_inference_casts_blocks_of_whole_batches(monkeypatch):
-    # Inference moves and casts whole blocks of batches (bounded in bytes), then yields
-    # float32 batches of batch_size rows; the result does not depend on the block size.
+def test_inference_runs_fixed_size_batches_in_blocks(monkeypatch):
+    # infer_rows moves and casts whole blocks of batches (bounded in bytes) and runs the module
+    # on exactly batch_size float32 rows, padding the last batch; the result does not depend
+    # on the block size.
     X = np.random.RandomState(0).randint(0, 2, size=(50, 4)).astype(np.uint8)
     vae = BetaVAE(n_components=2, batch_size=8, max_epochs=1, random_state=0).fit(X)
     net = vae.net_
@@ -68,14 +70,35 @@ def test_inference_casts_blocks_of_whole_batches(monkeypatch):
     monkeypatch.setattr(net, "to_device", lambda x: moved.append(x.shape) or to_device(x))
     # 2 batches of 8 rows of 4 float32 features per block.
     monkeypatch.setattr(_net, "_INFERENCE_BLOCK_BYTES", 2 * 8 * 4 * 4)
-    batches = list(net.iter_inference_batches(X))
+    seen = []
+    out = net.infer_rows(X, lambda x: seen.append(x.clone()) or x[:, :1] * 2)
     assert [tuple(s) for s in moved] == [(16, 4), (16, 4), (16, 4), (2, 4)]
-    assert [len(b) for b in batches] == [8] * 6 + [2]
-    assert all(b.dtype == torch.float32 for b in batches)
-    assert_array_equal(torch.cat(batches).numpy(), X.astype(np.float32))
+    assert [len(b) for b in seen] == [8] * 7
+    assert all(b.dtype == torch.float32 for b in seen)
+    assert_array_equal(torch.cat(seen)[:50].numpy(), X.astype(np.float32))
+    assert_array_equal(torch.cat(seen)[50:].numpy(), 0.0)  # the padding
+    assert_array_equal(out, 2 * X[:, :1].astype(np.float32))
     Z_blocks = vae.transform(X)
     # A block smaller than one batch still moves whole batches, one at a time.
     monkeypatch.setattr(_net, "_INFERENCE_BLOCK_BYTES", 1)
     moved.clear()
     assert_array_equal(vae.transform(X), Z_blocks)
     assert [s[0] for s in moved] == [8] * 6 + [2]
+
+
+def test_inference_passes_row_keys_and_tuples():
+    # With row_seed, fn receives each row's key (padding rows included); tuple outputs come
+    # back as a tuple of arrays.
+    X = np.random.RandomState(1).rand(11, 3)
+    vae = BetaVAE(n_components=2, batch_size=4, max_epochs=1, random_state=0).fit(X)
+    keys_seen = []
+
+    def fn(x, keys):
+        keys_seen.append(keys)
+        return x[:, 0], x.sum(1)
+
+    first, total = vae.net_.infer_rows(X, fn, row_seed=5)
+    assert_array_equal(np.concatenate(keys_seen)[:11], row_keys(X, 5))
+    assert [len(k) for k in keys_seen] == [4, 4, 4]
+    assert_allclose(first, X[:, 0], rtol=1e-6)
+    assert_allclose(total, X.sum(1), rtol=1e-6)

@@ -1,0 +1,66 @@
+"""Modules and their generator-based initialisation (``_modules.py``)."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch import nn
+
+from sklearn_betavae._modules import (
+    Discriminator,
+    build_initialized,
+    build_vae_module,
+    initialize_parameters,
+)
+
+
+def test_initialisation_follows_torchs_default_distributions():
+    # Weights ~ U(-b, b) with b = sqrt(6 / ((1 + 5) fan_in)) (kaiming_uniform, a=sqrt(5)),
+    # biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch's reset_parameters.
+    layer = nn.Linear(400, 300)
+    initialize_parameters(layer, torch.Generator().manual_seed(0))
+    bound = math.sqrt(6 / (6 * 400))
+    w = layer.weight.detach().numpy().ravel()
+    assert stats.kstest(w, "uniform", args=(-bound, 2 * bound)).pvalue > 1e-3
+    b = layer.bias.detach().numpy()
+    assert np.abs(b).max() <= 1 / math.sqrt(400)
+    assert stats.kstest(b, "uniform", args=(-1 / 20, 2 / 20)).pvalue > 1e-3
+
+
+def test_build_initialized_leaves_the_global_rng_alone_and_follows_the_seed():
+    # Building on the meta device and initialising from a generator draws nothing from
+    # torch's global RNG; the same seed gives the same weights, another seed others.
+    def factory():
+        return build_vae_module(256, 3, None, (1, 16, 16))
+
+    state = torch.get_rng_state()
+    first = build_initialized(factory, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), state)
+    second = build_initialized(factory, torch.Generator().manual_seed(1))
+    other = build_initialized(factory, torch.Generator().manual_seed(2))
+    for a, b, c in zip(first.parameters(), second.parameters(), other.parameters()):
+        assert torch.equal(a, b) and not torch.equal(a, c)
+        assert a.device.type == "cpu" and torch.isfinite(a).all()
+
+
+def test_unknown_parameters_are_refused():
+    # A parameter outside Linear / convolution layers has no generator-based initialisation.
+    class WithScale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(3))
+
+    with pytest.raises(TypeError, match=r"parameters \['scale'\]"):
+        build_initialized(WithScale, torch.Generator().manual_seed(0))
+    # ... and so is a module with buffers, which would be left uninitialised.
+    with pytest.raises(TypeError, match="without buffers"):
+        build_initialized(lambda: nn.BatchNorm1d(3), torch.Generator().manual_seed(0))
+
+
+def test_discriminator_shape():
+    # The discriminator maps codes to two logits through the given hidden layers.
+    d = build_initialized(lambda: Discriminator(4, (16, 16)), torch.Generator().manual_seed(0))
+    assert d(torch.zeros(5, 4)).shape == (5, 2)
+    assert [m.out_features for m in d.net if isinstance(m, nn.Linear)] == [16, 16, 2]
