@@ -14,6 +14,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from skorch.callbacks import Callback, EarlyStopping
+from torch import nn
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -22,13 +23,18 @@ from sklearn.base import (
 )
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._losses import decoder_mean, gaussian_kl_per_dim, reconstruction_log_likelihood
-from ._modules import build_initialized, build_vae_module
+from ._modules import VAEModule, build_decoder, build_encoder, build_module
 from ._net import ArrayDataset, HoldoutSplit, VAENet
 from ._random import keyed_standard_normal
-from .exceptions import TrainingDivergedError, TrainingInterruptedWarning
+from .exceptions import (
+    PosteriorCollapseWarning,
+    TrainingDivergedError,
+    TrainingInterruptedWarning,
+)
 
 # Input dtypes used as they are; anything else is converted to float64. uint8 and
 # bool are cast to float32 per batch, so a large image array is never copied whole.
@@ -39,6 +45,12 @@ _N_SCORE_SAMPLES = 8
 _UNIT_INTERVAL_LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 # Device types a model can train on ("auto" picks cuda or cpu).
 _DEVICE_TYPES = ("cpu", "cuda", "mps")
+# Optimizers by name; both take the package's multi-tensor (foreach) path.
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# A latent dimension whose mean KL is below this (nats) carries no information.
+_COLLAPSED_KL = 0.01
+# Where the HTML representation of an estimator links to (its API page).
+_DOCS_URL = "https://sklearn-betavae.readthedocs.io/en/latest/"
 
 
 def _resolve_device(device):
@@ -121,6 +133,40 @@ def _check_callbacks(callbacks):
             )
 
 
+def _check_module_factory(factory, name):
+    """``encoder`` / ``decoder``: None, or a class or callable building a fresh module."""
+    if factory is None:
+        return None
+    if isinstance(factory, nn.Module) or not callable(factory):
+        raise ValueError(
+            f"{name} must be a torch.nn.Module class or a callable called as "
+            f"{name}(in_features, out_features) that returns a new module; got {factory!r}"
+            " (a module instance would be shared by clones and refits)."
+        )
+    return factory
+
+
+def _check_module_output(module, in_features, expected, name):
+    """Run a custom module on two zero rows; its output must have ``expected`` columns."""
+    with torch.no_grad():
+        try:
+            out = module(torch.zeros(2, in_features))
+        except Exception as exc:  # noqa: BLE001 - any failure here is the user's module
+            raise ValueError(
+                f"the {name} failed on a batch of shape (2, {in_features}): {exc}"
+            ) from exc
+    parts = out if isinstance(out, (tuple, list)) else (out,)
+    shapes = [tuple(p.shape) for p in parts]
+    if shapes not in ([(2, expected)], [(2, expected // 2)] * 2):
+        allowed = f"(2, {expected})" + (
+            f" or a pair of (2, {expected // 2})" if name == "encoder" else ""
+        )
+        raise ValueError(
+            f"the {name} maps a batch of shape (2, {in_features}) to {shapes}; expected "
+            f"{allowed}."
+        )
+
+
 def _check_bernoulli_range(X, likelihood):
     """Bernoulli likelihoods need X in [0, 1]: say so instead of training on nonsense."""
     if likelihood not in _UNIT_INTERVAL_LIKELIHOODS or X.dtype == np.bool_:
@@ -196,11 +242,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", None],
         "image_shape": ["array-like", None],
+        "encoder": [callable, None],
+        "decoder": [callable, None],
         "likelihood": [StrOptions({"auto", "bernoulli", "continuous_bernoulli", "gaussian"})],
         "anneal_steps": [Interval(Integral, 0, None, closed="left")],
         "free_bits": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -220,9 +271,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "n_components",
         "hidden_layer_sizes",
         "image_shape",
+        "encoder",
+        "decoder",
         "likelihood",
         "device",
     )
+    # The HTML representation links to the estimator's API page.
+    _doc_link_module = "sklearn_betavae"
+    _doc_link_template = _DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
 
     @abstractmethod
     def __init__(
@@ -234,8 +290,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         likelihood="auto",
         hidden_layer_sizes=None,
         image_shape=None,
+        encoder=None,
+        decoder=None,
         batch_size=64,
         learning_rate=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        clip_grad_norm=None,
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,
@@ -253,8 +314,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self.likelihood = likelihood
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
+        self.encoder = encoder
+        self.decoder = decoder
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.clip_grad_norm = clip_grad_norm
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -304,7 +370,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             X = self._validate_training_data(X, reset=not continuing)
             n_train = self._n_train(X)
             self.n_samples_seen_ = n_train
-            return self._fit(X, epochs=self.max_epochs, continuing=continuing, dataset_size=n_train)
+            self._fit(X, epochs=self.max_epochs, continuing=continuing, dataset_size=n_train)
+        self._warn_if_collapsed()
+        return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, *, dataset_size=None):
@@ -421,7 +489,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                 f"is expecting {self.n_components} latent components as input."
             )
         _check_float32_range(Z)
-        return self._decode(Z, dtype=_output_dtype(Z.dtype), method="inverse_transform")
+        X_original = self._decode(Z, dtype=_output_dtype(Z.dtype), method="inverse_transform")
+        container = _get_output_config("transform", self)["dense"]
+        if container == "default":
+            return X_original
+        # set_output(transform="pandas"/"polars") applies here too, with the input's names.
+        return ADAPTERS_MANAGER.adapters[container].create_container(
+            X_original, X, columns=self._input_feature_names()
+        )
+
+    def _input_feature_names(self):
+        """The names of the features seen in fit (``x0, x1, ...`` when X had none)."""
+        if hasattr(self, "feature_names_in_"):
+            return np.asarray(self.feature_names_in_, dtype=object)
+        return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
     def sample(self, n_samples=1, random_state=None):
         """Generate samples: draw ``z ~ N(0, I)`` and decode it.
@@ -592,24 +673,39 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """Build and initialise the skorch net, its weights drawn from ``seed`` alone.
 
         The modules are built on the meta device and initialised from a
-        private generator (:func:`~sklearn_betavae._modules.build_initialized`):
+        private generator (:func:`~sklearn_betavae._modules.build_module`):
         torch's global RNG is neither used nor advanced, so other threads can
-        neither disturb the initialisation nor be disturbed by it.
+        neither disturb the initialisation nor be disturbed by it (custom
+        modules with layers of other kinds fall back to a seeded global RNG).
         """
         device = _resolve_device(self.device)
+        module = self._build_module(n_features, torch.Generator().manual_seed(seed))
+        objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
+        net = self._build_net(module, objective, device, seed, torch.Generator().manual_seed(seed + 1))
+        net.initialize()
+        return net
+
+    def _build_module(self, n_features, generator):
+        """The encoder and decoder (built-in or the user's), initialised from ``generator``."""
         image_shape = _image_shape(self.image_shape, n_features)
         hidden = self.hidden_layer_sizes
         if hidden is not None:
             hidden = _check_layer_sizes(hidden, "hidden_layer_sizes")
-        generator = torch.Generator().manual_seed(seed)
-        module = build_initialized(
-            lambda: build_vae_module(n_features, self.n_components, hidden, image_shape),
-            generator,
-        )
-        objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
-        net = self._build_net(module, objective, device, seed, generator)
-        net.initialize()
-        return net
+        built_in = (n_features, self.n_components, hidden, image_shape)
+        sizes = {"encoder": (n_features, 2 * self.n_components),
+                 "decoder": (self.n_components, n_features)}
+        parts = {}
+        for name, make_built_in in (("encoder", build_encoder), ("decoder", build_decoder)):
+            factory = _check_module_factory(getattr(self, name), name)
+            if factory is None:
+                parts[name] = build_module(lambda make=make_built_in: make(*built_in), generator)
+            else:
+                in_features, out_features = sizes[name]
+                parts[name] = build_module(
+                    lambda f=factory, i=in_features, o=out_features: f(i, o), generator
+                )
+                _check_module_output(parts[name], in_features, out_features, name)
+        return VAEModule(parts["encoder"], parts["decoder"])
 
     def _build_net(self, module, objective, device, seed, generator, **net_params):
         """The skorch net around ``module``; ``net_params`` are extra arguments of ``_net_class``.
@@ -617,13 +713,24 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         ``generator`` draws the initial weights of any further module
         (FactorVAE's discriminator).
         """
+        if isinstance(self.optimizer, str):
+            optimizer = _OPTIMIZERS[self.optimizer]
+            # torch's multi-tensor implementation (its default on GPUs): same updates,
+            # one call per step instead of a Python loop over the parameters.
+            net_params["optimizer__foreach"] = True
+        elif isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
+            optimizer = self.optimizer
+        else:
+            raise ValueError(
+                f"optimizer must be 'adam', 'adamw' or a torch.optim.Optimizer subclass; got "
+                f"{self.optimizer!r}."
+            )
+        if self.weight_decay or isinstance(self.optimizer, str):
+            net_params["optimizer__weight_decay"] = self.weight_decay
         return self._net_class(
             module=module,
             criterion=objective,
-            optimizer=torch.optim.Adam,
-            # torch's multi-tensor Adam (its default on GPUs): same updates, one
-            # call per step instead of a Python loop over the parameters.
-            optimizer__foreach=True,
+            optimizer=optimizer,
             device=device,
             **self._training_settings(seed),
             **net_params,
@@ -651,6 +758,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             )
         return {
             "lr": self.learning_rate,
+            "clip_grad_norm": self.clip_grad_norm,
             "max_epochs": self.max_epochs,
             "batch_size": self.batch_size,
             "train_split": (
@@ -681,6 +789,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             setattr(net, name, value)
         for group in net.optimizer_.param_groups:
             group["lr"] = self.learning_rate
+            group["weight_decay"] = self.weight_decay
         net.initialize_callbacks()
 
     def _fit(self, X, epochs, continuing, dataset_size):
@@ -716,9 +825,29 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                 f"({net.n_steps_} optimisation steps); the model keeps the weights of its "
                 "last step.",
                 TrainingInterruptedWarning,
-                stacklevel=3,
+                stacklevel=4,  # the caller of fit / partial_fit
             )
         return self
+
+    def _warn_if_collapsed(self):
+        """Warn when more than three quarters of the latent dimensions carry no information.
+
+        Reads the last epoch's mean KL per dimension from the history (free).
+        """
+        if not len(self.history_) or "train_kl_per_dim" not in self.history_[-1]:
+            return
+        kl = np.asarray(self.history_[-1, "train_kl_per_dim"])
+        active = int(np.sum(kl > _COLLAPSED_KL))
+        if active >= max(1, -(-self.n_components // 4)):
+            return
+        warnings.warn(
+            f"Posterior collapse: {self.n_components - active} of {self.n_components} latent "
+            f"dimensions carry less than {_COLLAPSED_KL} nats of KL (the code ignores the "
+            "data there). Try a KL warm-up (anneal_steps, e.g. a few epochs of steps), "
+            "free_bits (e.g. 0.1), a lower regularisation weight or more epochs.",
+            PosteriorCollapseWarning,
+            stacklevel=4,  # the caller of fit (through scikit-learn's _fit_context)
+        )
 
     def _set_fitted(self, net, X, likelihood, seed, continuing):
         """Set the fitted attributes of a trained ``net``."""

@@ -72,11 +72,15 @@ class BetaVAE(_BaseVAE):
         is dimension ``j``'s KL **averaged over the minibatch first**, so no
         dimension is pushed below ``lambda`` nats. 0 disables it.
 
-    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+    likelihood : {"auto", "bernoulli", "continuous_bernoulli", "gaussian"}, default="auto"
         ``"bernoulli"``: X in [0, 1], the decoder outputs logits (binary
-        cross-entropy). ``"gaussian"``: real-valued X, ``N(x | mean(z), I)``
-        (standardise X first). ``"auto"``: Bernoulli when the training data
-        lie in [0, 1], Gaussian otherwise (see ``likelihood_``).
+        cross-entropy; a probability for binary X, not a density for grey
+        levels). ``"continuous_bernoulli"``: X in [0, 1], the normalised
+        density of Loaiza-Ganem & Cunningham (2019), so that the ELBO bounds
+        the log-density of grey levels. ``"gaussian"``: real-valued X,
+        ``N(x | mean(z), I)`` (standardise X first). ``"auto"``: Bernoulli
+        when the training data lie in [0, 1], Gaussian otherwise (see
+        ``likelihood_`` and the user guide's comparison).
 
     hidden_layer_sizes : tuple of int or None, default=None
         Widths of the dense hidden layers of the encoder (mirrored by the
@@ -90,11 +94,41 @@ class BetaVAE(_BaseVAE):
         stride-2 convolutions with 32, 32, 64, 64 channels, then 256 units.
         Height and width must be multiples of 16.
 
+    encoder : class or callable or None, default=None
+        A custom encoder: called as ``encoder(in_features, out_features)``
+        at each fit (a class such as ``torch.nn.Linear`` or a factory
+        function), it must return a new ``torch.nn.Module`` mapping a float32
+        batch of shape ``(batch_size, in_features)`` (the flat rows of X) to
+        ``(batch_size, out_features)`` with ``out_features = 2 *
+        n_components`` (means, then log-variances), or to a pair ``(mu,
+        logvar)``. ``None``: the built-in MLP or convolutional encoder. Use a
+        class or a module-level function so that the estimator pickles.
+
+    decoder : class or callable or None, default=None
+        A custom decoder, called as ``decoder(in_features, out_features)``
+        with ``in_features = n_components`` and ``out_features`` the number
+        of features of X; its module maps codes to logits (Bernoulli
+        likelihoods) or means (Gaussian). ``None``: the built-in decoder.
+
     batch_size : int, default=64
         Minibatch size.
 
     learning_rate : float, default=1e-3
-        Adam's learning rate.
+        The optimizer's learning rate.
+
+    optimizer : {"adam", "adamw"} or torch.optim.Optimizer subclass, default="adam"
+        Optimizer of the encoder and decoder: Adam, AdamW (decoupled weight
+        decay) or any torch optimizer class, built with ``learning_rate``
+        and ``weight_decay``.
+
+    weight_decay : float, default=0.0
+        Weight decay of the optimizer (L2 penalty for Adam, decoupled for
+        AdamW).
+
+    clip_grad_norm : float or None, default=None
+        Clip the gradients of the encoder and decoder to this total L2 norm
+        before each step (``torch.nn.utils.clip_grad_norm_``). ``None``: no
+        clipping.
 
     max_epochs : int, default=50
         Number of passes over the training data (per call of ``fit``).
@@ -137,7 +171,8 @@ class BetaVAE(_BaseVAE):
     Attributes
     ----------
     likelihood_ : str
-        The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+        The likelihood used: ``"bernoulli"``, ``"continuous_bernoulli"`` or
+        ``"gaussian"``.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -146,7 +181,12 @@ class BetaVAE(_BaseVAE):
         Names of features seen during fit, when X has string feature names.
 
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (completed epochs if training was interrupted).
+
+    n_samples_seen_ : int
+        Number of training rows: those of the last ``fit`` (minus the
+        validation rows of early stopping), or all rows passed to
+        ``partial_fit`` so far.
 
     history_ : skorch.history.History
         Per-epoch record of the training (see :attr:`_BaseVAE.history_`).
@@ -210,8 +250,13 @@ class BetaVAE(_BaseVAE):
         likelihood="auto",
         hidden_layer_sizes=None,
         image_shape=None,
+        encoder=None,
+        decoder=None,
         batch_size=64,
         learning_rate=1e-3,
+        optimizer="adam",
+        weight_decay=0.0,
+        clip_grad_norm=None,
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,
@@ -230,8 +275,13 @@ class BetaVAE(_BaseVAE):
             likelihood=likelihood,
             hidden_layer_sizes=hidden_layer_sizes,
             image_shape=image_shape,
+            encoder=encoder,
+            decoder=decoder,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            clip_grad_norm=clip_grad_norm,
             max_epochs=max_epochs,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,

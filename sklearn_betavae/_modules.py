@@ -5,9 +5,13 @@ loop in ``_net``.
 """
 
 import math
+import threading
 
 import torch
 from torch import nn
+
+# Custom modules that need torch's global RNG are built one thread at a time.
+_GLOBAL_RNG_LOCK = threading.Lock()
 
 # Higgins et al. (2017), Burgess et al. (2018), Locatello et al. (2019), Table 1:
 # four 4x4 stride-2 convolutions, then a dense layer of 256 units.
@@ -101,6 +105,8 @@ class VAEModule(nn.Module):
 
     ``forward`` returns the posterior parameters; sampling and decoding are done
     by the training net so that their random numbers come from its generator.
+    The encoder may return the pair ``(mu, logvar)`` or one tensor of
+    ``2 * n_components`` columns, means first (custom encoders).
     """
 
     def __init__(self, encoder, decoder):
@@ -109,10 +115,35 @@ class VAEModule(nn.Module):
         self.decoder = decoder
 
     def forward(self, x):
-        return self.encoder(x)
+        out = self.encoder(x)
+        if isinstance(out, (tuple, list)):
+            return tuple(out)
+        return tuple(out.chunk(2, dim=1))
 
     def decode(self, z):
         return self.decoder(z)
+
+
+def build_encoder(n_features, n_components, hidden_layer_sizes, image_shape):
+    """The built-in encoder: an MLP, or with ``image_shape`` the convolutional one.
+
+    ``hidden_layer_sizes=None`` means ``MLP_HIDDEN_LAYER_SIZES`` for an MLP and
+    ``CONV_DENSE_UNITS`` after the convolutional stack.
+    """
+    if image_shape is None:
+        sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
+        return MLPEncoder(n_features, n_components, sizes)
+    sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
+    return ConvEncoder(image_shape, n_components, sizes)
+
+
+def build_decoder(n_features, n_components, hidden_layer_sizes, image_shape):
+    """The built-in decoder mirroring :func:`build_encoder`."""
+    if image_shape is None:
+        sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
+        return MLPDecoder(n_features, n_components, sizes)
+    sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
+    return ConvDecoder(image_shape, n_components, sizes)
 
 
 def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape):
@@ -134,17 +165,8 @@ def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape):
     -------
     module : VAEModule
     """
-    if image_shape is None:
-        sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
-        return VAEModule(
-            MLPEncoder(n_features, n_components, sizes),
-            MLPDecoder(n_features, n_components, sizes),
-        )
-    sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
-    return VAEModule(
-        ConvEncoder(image_shape, n_components, sizes),
-        ConvDecoder(image_shape, n_components, sizes),
-    )
+    args = (n_features, n_components, hidden_layer_sizes, image_shape)
+    return VAEModule(build_encoder(*args), build_decoder(*args))
 
 
 class _LeakyReLU(nn.LeakyReLU):
@@ -166,6 +188,10 @@ class Discriminator(nn.Module):
 
     def forward(self, z):
         return self.net(z)
+
+
+class UnsupportedInitError(TypeError):
+    """A module :func:`build_initialized` cannot initialise from a generator."""
 
 
 # Layers whose reset_parameters() initialize_parameters reproduces with a generator.
@@ -197,7 +223,7 @@ def initialize_parameters(module, generator):
 
     Raises
     ------
-    TypeError
+    UnsupportedInitError
         If a parameter belongs to a layer of another kind.
     """
     covered = set()
@@ -214,7 +240,9 @@ def initialize_parameters(module, generator):
                 covered.add(id(layer.bias))
     others = [name for name, p in module.named_parameters() if id(p) not in covered]
     if others:
-        raise TypeError(f"no generator-based initialisation for the parameters {others}.")
+        raise UnsupportedInitError(
+            f"no generator-based initialisation for the parameters {others}."
+        )
 
 
 def build_initialized(factory, generator):
@@ -239,7 +267,30 @@ def build_initialized(factory, generator):
     with torch.device("meta"):
         module = factory()
     if any(True for _ in module.buffers()):
-        raise TypeError("build_initialized supports modules without buffers only.")
+        raise UnsupportedInitError("build_initialized supports modules without buffers only.")
     module = module.to_empty(device="cpu")
     initialize_parameters(module, generator)
     return module
+
+
+def build_module(factory, generator):
+    """``factory()`` initialised from ``generator``, whatever layers it holds.
+
+    Modules made of linear and (transposed) convolution layers, the built-in
+    ones among them, go through :func:`build_initialized`: torch's global RNG
+    is never touched. Others (custom modules with their own parameters or
+    buffers) are built normally, each layer initialising itself as it
+    defines, from torch's global RNG seeded from ``generator`` inside
+    :func:`torch.random.fork_rng` (restored afterwards; one such build at a
+    time in this process).
+    """
+    try:
+        return build_initialized(factory, generator)
+    except UnsupportedInitError:
+        pass
+    except Exception:  # noqa: BLE001 - some constructors do not run on the meta device
+        pass
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()

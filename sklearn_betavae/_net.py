@@ -13,13 +13,15 @@ adds what a VAE needs on top of it:
 """
 
 import math
+import sys
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
+from tqdm import tqdm
 
 from ._losses import (
     free_bits_kl,
@@ -157,6 +159,101 @@ class HoldoutSplit:
         return dataset.subset(np.sort(order[n_valid:])), dataset.subset(np.sort(order[:n_valid]))
 
 
+# Column titles of the verbose=2 table for the history's keys (without "train_"/"valid_").
+READABLE_LOG_NAMES = {
+    "loss": "loss",
+    "reconstruction": "distortion",
+    "kl": "KL (rate)",
+    "mi": "MI",
+    "tc": "TC",
+    "dwkl": "dim-wise KL",
+    "tcvae_mi": "MI (obj.)",
+    "tcvae_tc": "TC (obj.)",
+    "tcvae_dwkl": "dim-wise KL (obj.)",
+    "tc_estimate": "TC (discr.)",
+    "discriminator_loss": "discr. loss",
+    "discriminator_accuracy": "discr. acc.",
+    "dip_penalty": "DIP penalty",
+    "supervised": "supervised",
+    "capacity": "capacity C",
+    "gamma": "gamma",
+    "beta": "beta",
+    "dur": "time (s)",
+}
+
+
+def readable_log_name(key):
+    """A history key as a column title: ``valid_kl`` -> ``"valid KL (rate)"``."""
+    for prefix, title in (("train_", ""), ("valid_", "valid ")):
+        if key.startswith(prefix):
+            name = key[len(prefix) :]
+            return title + READABLE_LOG_NAMES.get(name, name.replace("_", " "))
+    return READABLE_LOG_NAMES.get(key, key.replace("_", " "))
+
+
+class ReadablePrintLog(PrintLog):
+    """skorch's per-epoch table (``verbose=2``) with readable column titles."""
+
+    def _yield_keys_formatted(self, row):
+        for key, formatted in super()._yield_keys_formatted(row):
+            yield readable_log_name(key), formatted
+
+
+class ProgressBar(Callback):
+    """One progress bar for a whole fit (``verbose=1``), at most ``ncols`` characters wide.
+
+    A tqdm bar over all the minibatches of the training, with the epoch, the
+    last epoch's loss and KL (and validation loss), the elapsed time and the
+    estimated time left, written to ``file`` (standard error by default).
+    """
+
+    def __init__(self, file=None, ncols=100):
+        self.file = file
+        self.ncols = ncols
+
+    def on_train_begin(self, net, **kwargs):
+        self.close()
+        self.epoch_ = 0
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        self.epoch_ += 1
+        if self.bar_ is None:
+            self.epochs_ = getattr(net, "planned_epochs_", None) or net.max_epochs
+            per_epoch = math.ceil(len(dataset_train) / net.batch_size) if dataset_train else 1
+            self.bar_ = tqdm(
+                total=per_epoch * self.epochs_,
+                desc=f"epoch 1/{self.epochs_}",
+                unit="batch",
+                ncols=self.ncols,
+                file=self.file if self.file is not None else sys.stderr,
+                leave=True,
+                dynamic_ncols=False,
+            )
+        self.bar_.set_description(f"epoch {self.epoch_}/{self.epochs_}", refresh=False)
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and self.bar_ is not None:
+            self.bar_.update(1)
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        postfix = {"loss": f"{row.get('train_loss', float('nan')):.4g}"}
+        if "train_kl" in row:
+            postfix["KL"] = f"{row['train_kl']:.3g}"
+        if "valid_loss" in row:
+            postfix["valid"] = f"{row['valid_loss']:.4g}"
+        self.bar_.set_postfix(postfix, refresh=True)
+
+    def on_train_end(self, net, **kwargs):
+        self.close()
+
+    def close(self):
+        """Close the bar, if one is open (also after a failed fit)."""
+        if getattr(self, "bar_", None) is not None:
+            self.bar_.close()
+        self.bar_ = None
+
+
 class VAEObjective(nn.Module):
     """Base of the training objectives: ``-E_q[log p(x|z)] + regulariser``.
 
@@ -247,15 +344,23 @@ class VAENet(NeuralNet):
     inference, in fixed-size batches.
     """
 
+    def __init__(self, *args, clip_grad_norm=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clip_grad_norm = clip_grad_norm
+
     @property
     def _default_callbacks(self):
-        ignored = [f"{p}_{k}" for p in ("train", "valid") for k in self.criterion.vector_logs]
-        return [
+        callbacks = [
             ("epoch_timer", EpochTimer()),
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
-            ("print_log", PrintLog(keys_ignored=ignored)),
         ]
+        if self.verbose >= 2:
+            ignored = [f"{p}_{k}" for p in ("train", "valid") for k in self.criterion.vector_logs]
+            callbacks.append(("print_log", ReadablePrintLog(keys_ignored=ignored)))
+        elif self.verbose == 1:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
 
     def initialize(self):
         super().initialize()
@@ -327,8 +432,9 @@ class VAENet(NeuralNet):
         would cost): a non-finite loss or gradient raises
         :class:`~sklearn_betavae.exceptions.TrainingDivergedError` before the
         optimizer steps, so the parameters stay those of the last finite step.
-        Only ``optimizer_`` steps (skorch's own ``train_step`` would step every
-        registered optimizer).
+        With ``clip_grad_norm``, the gradients are then clipped to that total
+        L2 norm. Only ``optimizer_`` steps (skorch's own ``train_step`` would
+        step every registered optimizer).
         """
         self.optimizer_.zero_grad()
         step = self.train_step_single(batch, **fit_params)
@@ -340,6 +446,10 @@ class VAENet(NeuralNet):
             batch=batch,
             training=True,
         )
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(
+                self.module_.parameters(), self.clip_grad_norm, foreach=True
+            )
         self.optimizer_.step()
         return step
 
@@ -409,8 +519,14 @@ class VAENet(NeuralNet):
         skorch's ``EarlyStopping`` ending training as planned.
         """
         self.interrupted_ = False
+        self.planned_epochs_ = epochs
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except Exception:
+            for _, callback in self.callbacks_:
+                if isinstance(callback, ProgressBar):
+                    callback.close()
+            raise
         except KeyboardInterrupt:
             self.interrupted_ = not any(
                 isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience

@@ -20,7 +20,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_betavae import BetaTCVAE, BetaVAE, FactorVAE
-from sklearn_betavae.exceptions import TrainingDivergedError, TrainingInterruptedWarning
+from sklearn_betavae.exceptions import (
+    PosteriorCollapseWarning,
+    TrainingDivergedError,
+    TrainingInterruptedWarning,
+)
 from sklearn_betavae.metrics import reconstruction_scorer
 
 
@@ -354,13 +358,25 @@ def test_user_callbacks_run_on_copies(digits):
     assert ran[0].count == 3
 
 
-def test_verbose_prints_progress(digits, capsys):
-    # verbose=1 prints a per-epoch table; verbose=0 prints nothing.
-    _small(verbose=0).fit(digits[0][:100])
-    assert capsys.readouterr().out == ""
-    _small(verbose=1).fit(digits[0][:100])
+def test_verbose_levels(digits, capsys):
+    # verbose=0 prints nothing; 1 one progress bar (stderr) whose lines fit in 100 columns,
+    # with the epoch, loss, KL and time left; 2 the per-epoch table with readable titles.
+    X = digits[0][:100]
+    _small(verbose=0).fit(X)
+    assert capsys.readouterr() == ("", "")
+    _small(verbose=1, max_epochs=3).fit(X)
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert lines and max(len(line) for line in lines) <= 100
+    assert "epoch 3/3" in lines[-1] and "loss=" in lines[-1] and "KL=" in lines[-1]
+    assert "<" in lines[-1]  # tqdm's elapsed<remaining
+    _small(verbose=2, max_epochs=2).fit(X)
     out = capsys.readouterr().out
-    assert "train_loss" in out and "train_kl" in out
+    header = out.splitlines()[0]
+    for title in ("loss", "distortion", "KL (rate)", "dim-wise KL", "time (s)"):
+        assert title in header, title
+    assert "train_dwkl" not in header
 
 
 def test_early_stopping_holds_out_validation_data(digits):
@@ -698,3 +714,111 @@ def test_partial_fit_dataset_size_counts_rows_or_takes_the_given_one(digits):
         vae.partial_fit(X[:100], dataset_size=10)
     with pytest.raises(ValueError, match="dataset_size must be a positive integer"):
         vae.partial_fit(X[:100], dataset_size=0)
+
+
+# --- Warnings, controls and conventions a newcomer reaches for ----------------------------------
+
+
+def test_collapse_is_reported_with_the_fixes(digits):
+    # A model whose latent dimensions all carry ~0 nats (a strong beta) warns, naming the
+    # fixes; a healthy model does not.
+    X = digits[0]
+    with pytest.warns(PosteriorCollapseWarning, match=r"8 of 8 .*anneal_steps.*free_bits"):
+        BetaVAE(n_components=8, beta=50.0, max_epochs=3, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PosteriorCollapseWarning)
+        BetaVAE(n_components=4, max_epochs=20, random_state=0).fit(X)
+
+
+def test_optimizer_choice_weight_decay_and_gradient_clipping(digits):
+    # optimizer="adamw" builds AdamW with the weight decay; a torch optimizer class is used as
+    # given; clip_grad_norm caps the total gradient norm the optimizer sees.
+    X = digits[0][:128]
+    vae = _small(optimizer="adamw", weight_decay=0.05, max_epochs=1).fit(X)
+    assert isinstance(vae.net_.optimizer_, torch.optim.AdamW)
+    assert vae.net_.optimizer_.param_groups[0]["weight_decay"] == 0.05
+    sgd = _small(optimizer=torch.optim.SGD, learning_rate=0.01, max_epochs=1).fit(X)
+    assert isinstance(sgd.net_.optimizer_, torch.optim.SGD)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        _small(optimizer=dict).fit(X)
+    norms = []
+    clipped = _small(clip_grad_norm=1e-3, max_epochs=1)
+    original_step = torch.optim.Adam.step
+
+    def recording_step(optimizer, *args, **kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        norms.append(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads])).item())
+        return original_step(optimizer, *args, **kwargs)
+
+    torch.optim.Adam.step = recording_step
+    try:
+        clipped.fit(X)
+    finally:
+        torch.optim.Adam.step = original_step
+    assert len(norms) == 2 and max(norms) <= 1e-3 * (1 + 1e-4)
+
+
+class _TwoLayers(torch.nn.Module):
+    """A custom module called as _TwoLayers(in_features, out_features)."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(in_features, 12), torch.nn.Tanh(), torch.nn.Linear(12, out_features)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class _PairEncoder(torch.nn.Module):
+    """An encoder returning (mu, logvar), with a parameter of its own."""
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.mu = torch.nn.Linear(in_features, out_features // 2)
+        self.logvar = torch.nn.Parameter(torch.zeros(out_features // 2))
+
+    def forward(self, x):
+        return self.mu(x), self.logvar.expand(x.shape[0], -1)
+
+
+def test_custom_encoder_and_decoder_round_trip_through_clone_and_pickle(digits):
+    # Custom modules are built anew at each fit, from the seed, survive clone and pickle, and
+    # wrong output shapes or module instances are clear errors.
+    X = digits[0][:150]
+    vae = _small(encoder=_TwoLayers, decoder=torch.nn.Linear, max_epochs=2).fit(X)
+    assert isinstance(vae.encoder_, _TwoLayers) and isinstance(vae.decoder_, torch.nn.Linear)
+    again = clone(vae).fit(X)
+    assert again.encoder_ is not vae.encoder_
+    assert_array_equal(again.transform(X), vae.transform(X))
+    restored = pickle.loads(pickle.dumps(vae))
+    assert_array_equal(restored.transform(X), vae.transform(X))
+    assert_array_equal(restored.score_samples(X), vae.score_samples(X))
+    pair = _small(encoder=_PairEncoder, max_epochs=1).fit(X)
+    assert pair.transform(X).shape == (150, 3)
+    with pytest.raises(ValueError, match=r"encoder maps a batch of shape \(2, 64\) to \[\(2, 5\)\]"):
+        _small(encoder=lambda i, o: torch.nn.Linear(i, 5)).fit(X)
+    with pytest.raises(ValueError, match="not a module instance|a module instance"):
+        _small(decoder=torch.nn.Linear(3, 64)).fit(X)
+
+
+def test_inverse_transform_follows_set_output_with_the_input_names(digits):
+    # With set_output(transform="pandas"), inverse_transform returns a DataFrame whose columns
+    # are the names seen in fit (x0, x1, ... for arrays).
+    pd = pytest.importorskip("pandas")
+    names = [f"px{i}" for i in range(64)]
+    X = pd.DataFrame(digits[0][:80], columns=names)
+    vae = _small(max_epochs=1).set_output(transform="pandas").fit(X)
+    Z = vae.transform(X)
+    back = vae.inverse_transform(Z)
+    assert isinstance(back, pd.DataFrame) and list(back.columns) == names
+    assert_array_equal(back.index, Z.index)
+    arrays = _small(max_epochs=1).set_output(transform="pandas").fit(digits[0][:80])
+    assert list(arrays.inverse_transform(arrays.transform(digits[0][:5])).columns)[:2] == ["x0", "x1"]
+
+
+def test_html_repr_links_to_the_api_page():
+    # The estimator's HTML representation links to its page of the API reference.
+    html = FactorVAE()._repr_html_()
+    assert "generated/sklearn_betavae.FactorVAE.html" in html

@@ -10,7 +10,9 @@ from torch import nn
 
 from sklearn_betavae._modules import (
     Discriminator,
+    UnsupportedInitError,
     build_initialized,
+    build_module,
     build_vae_module,
     initialize_parameters,
 )
@@ -52,7 +54,7 @@ def test_unknown_parameters_are_refused():
             super().__init__()
             self.scale = nn.Parameter(torch.ones(3))
 
-    with pytest.raises(TypeError, match=r"parameters \['scale'\]"):
+    with pytest.raises(UnsupportedInitError, match=r"parameters \[.scale.\]"):
         build_initialized(WithScale, torch.Generator().manual_seed(0))
     # ... and so is a module with buffers, which would be left uninitialised.
     with pytest.raises(TypeError, match="without buffers"):
@@ -64,3 +66,23 @@ def test_discriminator_shape():
     d = build_initialized(lambda: Discriminator(4, (16, 16)), torch.Generator().manual_seed(0))
     assert d(torch.zeros(5, 4)).shape == (5, 2)
     assert [m.out_features for m in d.net if isinstance(m, nn.Linear)] == [16, 16, 2]
+
+
+class _WithNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 3)
+        self.norm = nn.BatchNorm1d(3)
+        self.scale = nn.Parameter(torch.randn(3))
+
+
+def test_build_module_falls_back_to_a_seeded_global_rng_for_other_layers():
+    # A module with its own parameters and buffers is built by its constructor, from torch's
+    # global RNG seeded by the generator and restored afterwards: same seed, same weights.
+    state = torch.get_rng_state()
+    first = build_module(_WithNorm, torch.Generator().manual_seed(1))
+    second = build_module(_WithNorm, torch.Generator().manual_seed(1))
+    other = build_module(_WithNorm, torch.Generator().manual_seed(2))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(first.scale, second.scale) and not torch.equal(first.scale, other.scale)
+    assert torch.equal(first.norm.running_var, torch.ones(3))  # buffers initialised, not empty
