@@ -76,6 +76,38 @@ def _resolve_device(device):
     return device
 
 
+def _fast_bf16(device):
+    """Whether ``device`` computes bfloat16 matrix products natively.
+
+    CUDA: compute capability 8.0 or later (``torch.cuda.is_bf16_supported``).
+    CPU: AMX tiles or AVX-512 BF16 instructions.
+    """
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if kind == "cpu":
+        return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    return False
+
+
+def _resolve_precision(precision, device, convolutional):
+    """The precision to train and infer in: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+
+    ``"auto"`` is bf16 for the convolutional networks on a device with fast
+    bf16 and fp32 otherwise (the small matrices of an MLP gain nothing from
+    bf16; see the speed benchmark).
+    """
+    kind = torch.device(device).type
+    if precision == "fp16" and kind != "cuda":
+        raise ValueError(
+            f"precision='fp16' needs a CUDA device (it trains with loss scaling there); got "
+            f"device={device!r}. Use precision='bf16' or 'auto' on the CPU."
+        )
+    if precision == "auto":
+        return "bf16" if convolutional and _fast_bf16(device) else "fp32"
+    return precision
+
+
 def _check_positive_ints(values, name):
     """``values`` as a tuple of positive Python ints, or a ValueError naming ``name``."""
     try:
@@ -252,6 +284,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "clip_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "precision": [StrOptions({"auto", "fp32", "bf16", "fp16"})],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -275,6 +308,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "decoder",
         "likelihood",
         "device",
+        "precision",
     )
     # The HTML representation links to the estimator's API page.
     _doc_link_module = "sklearn_betavae"
@@ -297,6 +331,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
+        precision="fp32",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,
@@ -321,6 +356,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.clip_grad_norm = clip_grad_norm
+        self.precision = precision
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -436,7 +472,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
-        mu = self.net_.infer_rows(X, lambda x: self.net_.module_(x)[0])
+        mu = self.net_.infer_rows(X, lambda x: self.net_.encode(x)[0])
         return _check_finite_output(mu, "transform").astype(_output_dtype(X.dtype), copy=False)
 
     def kl_per_dim(self, X):
@@ -461,7 +497,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
 
         def kl(x):
-            mu, logvar = self.net_.module_(x)
+            mu, logvar = self.net_.encode(x)
             return gaussian_kl_per_dim(mu.double(), logvar.double())
 
         return _check_finite_output(self.net_.infer_rows(X, kl), "kl_per_dim")
@@ -555,15 +591,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
         _check_bernoulli_range(X, self.likelihood_)
-        module, n_draws, n_components = self.net_.module_, _N_SCORE_SAMPLES, self.n_components
+        net, n_draws, n_components = self.net_, _N_SCORE_SAMPLES, self.n_components
 
         def rate_and_distortion(x, keys):
-            mu, logvar = module(x)
+            mu, logvar = net.encode(x)
             eps = keyed_standard_normal(keys, n_draws * n_components).astype(np.float32)
             eps = torch.from_numpy(eps).to(x.device).view(-1, n_draws, n_components)
             z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
             # Reductions in float64: per-sample sums must not depend on the batch layout.
-            decoded = module.decode(z.reshape(-1, n_components)).double()
+            decoded = net.decode(z.reshape(-1, n_components)).double()
             x_rep = x.double().repeat_interleave(n_draws, dim=0)
             log_px = reconstruction_log_likelihood(x_rep, decoded, self.likelihood_)
             rate = gaussian_kl_per_dim(mu.double(), logvar.double()).sum(1)
@@ -679,9 +715,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         modules with layers of other kinds fall back to a seeded global RNG).
         """
         device = _resolve_device(self.device)
+        precision = _resolve_precision(self.precision, device, self.image_shape is not None)
         module = self._build_module(n_features, torch.Generator().manual_seed(seed))
         objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
-        net = self._build_net(module, objective, device, seed, torch.Generator().manual_seed(seed + 1))
+        net = self._build_net(
+            module, objective, device, seed, torch.Generator().manual_seed(seed + 1),
+            precision=precision,
+        )
         net.initialize()
         return net
 
@@ -852,6 +892,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     def _set_fitted(self, net, X, likelihood, seed, continuing):
         """Set the fitted attributes of a trained ``net``."""
         if not continuing:
+            self.precision_ = net.precision
             self.likelihood_ = likelihood
             self._score_seed = seed
             self._sample_dtype = _output_dtype(X.dtype)
@@ -871,7 +912,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
 
     def _decode(self, Z, dtype, method):
         """Decoder means for codes Z, in fixed-size batches, as ``dtype``."""
-        decode = self.net_.module_.decode
+        decode = self.net_.decode
         means = self.net_.infer_rows(Z, lambda z: decoder_mean(decode(z), self.likelihood_))
         return _check_finite_output(means, method).astype(dtype, copy=False)
 

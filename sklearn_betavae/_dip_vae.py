@@ -141,6 +141,15 @@ class DIPVAE(_BaseVAE):
         before each step (``torch.nn.utils.clip_grad_norm_``). ``None``: no
         clipping.
 
+    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
+        Arithmetic of the forward passes, in training and inference:
+        ``"fp32"``; ``"bf16"`` (bfloat16 autocast: matrix products and
+        convolutions in bfloat16, parameters, optimizer, losses and KL / TC
+        reductions in float32); ``"fp16"`` (float16 autocast with loss
+        scaling, CUDA only); ``"auto"``: bf16 for the convolutional networks
+        on a device with native bfloat16 (CUDA compute capability 8.0+, CPUs
+        with AMX or AVX-512 BF16), fp32 otherwise. See ``precision_``.
+
     max_epochs : int, default=50
         Number of passes over the training data (per call of ``fit``).
 
@@ -181,6 +190,9 @@ class DIPVAE(_BaseVAE):
 
     Attributes
     ----------
+    precision_ : {"fp32", "bf16", "fp16"}
+        The precision used (``precision`` with ``"auto"`` resolved).
+
     likelihood_ : str
         The likelihood used: ``"bernoulli"``, ``"continuous_bernoulli"`` or
         ``"gaussian"``.
@@ -269,6 +281,7 @@ class DIPVAE(_BaseVAE):
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
+        precision="fp32",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,
@@ -294,6 +307,7 @@ class DIPVAE(_BaseVAE):
             optimizer=optimizer,
             weight_decay=weight_decay,
             clip_grad_norm=clip_grad_norm,
+            precision=precision,
             max_epochs=max_epochs,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,

@@ -106,7 +106,17 @@ class _FactorVAENet(VAENet):
     def _frozen_discriminator(self, z):
         """Logits ``D(z)`` differentiable in ``z`` only: the parameters enter detached."""
         params = {name: p.detach() for name, p in self.discriminator_.named_parameters()}
-        return torch.func.functional_call(self.discriminator_, params, (z,))
+        with self.autocast():
+            logits = torch.func.functional_call(self.discriminator_, params, (z,))
+        return logits.float()
+
+    def initialize(self):
+        super().initialize()
+        # The discriminator's loss scale is its own (fp16 on CUDA only).
+        self.discriminator_grad_scaler_ = (
+            torch.amp.GradScaler(torch.device(self.device).type) if self.precision == "fp16" else None
+        )
+        return self
 
     def train_step(self, batch, **fit_params):
         step = self.vae_step(batch, **fit_params)
@@ -125,16 +135,20 @@ class _FactorVAENet(VAENet):
         finiteness in one device sync before the optimizer steps.
         """
         self.discriminator_optimizer_.zero_grad()
-        logits_real = self.discriminator_(z)
-        logits_permuted = self.discriminator_(permute_dims(z, generator=self._noise_generator))
+        with self.autocast():
+            logits_real = self.discriminator_(z).float()
+            permuted = permute_dims(z, generator=self._noise_generator)
+            logits_permuted = self.discriminator_(permuted).float()
         loss = discriminator_loss(logits_real, logits_permuted)
-        loss.backward()
+        self.backward(loss, self.discriminator_grad_scaler_)
         logs = {
             "discriminator_loss": loss.detach(),
             "discriminator_accuracy": discriminator_accuracy(logits_real, logits_permuted),
         }
-        self.record_logs(logs, prefix="train", gradients=self._gradients(self.discriminator_))
-        self.discriminator_optimizer_.step()
+        parameters = list(self.discriminator_.parameters())
+        optimizer, scaler = self.discriminator_optimizer_, self.discriminator_grad_scaler_
+        self.check_gradients(optimizer, parameters, logs, scaler)
+        self.apply_gradients(optimizer, parameters, scaler)
 
 
 class FactorVAE(_BaseVAE):
@@ -250,6 +264,15 @@ class FactorVAE(_BaseVAE):
         before each step (``torch.nn.utils.clip_grad_norm_``). ``None``: no
         clipping.
 
+    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
+        Arithmetic of the forward passes, in training and inference:
+        ``"fp32"``; ``"bf16"`` (bfloat16 autocast: matrix products and
+        convolutions in bfloat16, parameters, optimizer, losses and KL / TC
+        reductions in float32); ``"fp16"`` (float16 autocast with loss
+        scaling, CUDA only); ``"auto"``: bf16 for the convolutional networks
+        on a device with native bfloat16 (CUDA compute capability 8.0+, CPUs
+        with AMX or AVX-512 BF16), fp32 otherwise. See ``precision_``.
+
     max_epochs : int, default=50
         Number of passes over the training data (per call of ``fit``).
 
@@ -291,6 +314,9 @@ class FactorVAE(_BaseVAE):
 
     Attributes
     ----------
+    precision_ : {"fp32", "bf16", "fp16"}
+        The precision used (``precision`` with ``"auto"`` resolved).
+
     likelihood_ : str
         The likelihood used: ``"bernoulli"``, ``"continuous_bernoulli"`` or
         ``"gaussian"``.
@@ -388,6 +414,7 @@ class FactorVAE(_BaseVAE):
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
+        precision="fp32",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,
@@ -413,6 +440,7 @@ class FactorVAE(_BaseVAE):
             optimizer=optimizer,
             weight_decay=weight_decay,
             clip_grad_norm=clip_grad_norm,
+            precision=precision,
             max_epochs=max_epochs,
             early_stopping=early_stopping,
             validation_fraction=validation_fraction,
@@ -447,8 +475,8 @@ class FactorVAE(_BaseVAE):
         for group in net.discriminator_optimizer_.param_groups:
             group["lr"] = self.discriminator_learning_rate
 
-    def _build_net(self, module, objective, device, seed, generator):
-        # Drawn from the same private generator, right after the VAE's weights.
+    def _build_net(self, module, objective, device, seed, generator, **net_params):
+        # Drawn from the generator _make_net gives for further modules.
         hidden = _check_layer_sizes(
             self.discriminator_hidden_layer_sizes, "discriminator_hidden_layer_sizes"
         )
@@ -465,4 +493,5 @@ class FactorVAE(_BaseVAE):
             discriminator_optimizer__lr=self.discriminator_learning_rate,
             discriminator_optimizer__betas=_DISCRIMINATOR_BETAS,
             discriminator_optimizer__foreach=True,
+            **net_params,
         )

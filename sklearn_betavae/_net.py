@@ -12,6 +12,7 @@ adds what a VAE needs on top of it:
   generator and whose ``get_loss`` runs the objective and records its terms.
 """
 
+import contextlib
 import math
 import sys
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from tqdm import tqdm
@@ -32,6 +34,9 @@ from ._losses import (
 from ._random import row_keys
 from ._schedules import linear_ramp
 from .exceptions import TrainingDivergedError
+
+# Lower precisions of the autocast context: the "precision" of VAENet.
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Inference moves and casts X in blocks of at most this many float32 bytes, then
 # runs the module on ``batch_size`` rows at a time: one cast per block instead of
@@ -344,9 +349,10 @@ class VAENet(NeuralNet):
     inference, in fixed-size batches.
     """
 
-    def __init__(self, *args, clip_grad_norm=None, **kwargs):
+    def __init__(self, *args, clip_grad_norm=None, precision="fp32", **kwargs):
         super().__init__(*args, **kwargs)
         self.clip_grad_norm = clip_grad_norm
+        self.precision = precision
 
     @property
     def _default_callbacks(self):
@@ -364,6 +370,10 @@ class VAENet(NeuralNet):
 
     def initialize(self):
         super().initialize()
+        # fp16 gradients underflow without loss scaling (CUDA only, see the estimators).
+        self.grad_scaler_ = (
+            torch.amp.GradScaler(torch.device(self.device).type) if self.precision == "fp16" else None
+        )
         self.n_steps_ = 0
         self.interrupted_ = False
         self._diagnose = set()
@@ -392,14 +402,79 @@ class VAENet(NeuralNet):
         """Move a batch to the device, then cast it to float32 there."""
         return to_tensor(x, device=self.device).to(torch.float32)
 
+    def autocast(self):
+        """The precision context every module call runs in (forward passes only).
+
+        ``"fp32"``: none. ``"bf16"`` / ``"fp16"``: :func:`torch.autocast` on the
+        net's device, so matrix products and convolutions run in the lower
+        precision; the parameters, their gradients and the optimizer stay in
+        float32, and :meth:`encode` / :meth:`decode` return float32, so that the
+        losses and the KL / TC reductions are computed in float32.
+        """
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(
+            device_type=torch.device(self.device).type, dtype=AUTOCAST_DTYPES[self.precision]
+        )
+
+    def encode(self, x):
+        """Posterior parameters ``(mu, logvar)`` of a float32 batch, in float32."""
+        with self.autocast():
+            mu, logvar = self.module_(x)
+        return mu.float(), logvar.float()
+
+    def decode(self, z):
+        """Decoder output (logits or means) of codes ``z``, in float32."""
+        with self.autocast():
+            decoded = self.module_.decode(z)
+        return decoded.float()
+
     def infer(self, x, **fit_params):
         x = self.to_device(x)
-        mu, logvar = self.module_(x)
+        mu, logvar = self.encode(x)
         eps = torch.randn(
             mu.shape, generator=self._noise_generator, device=mu.device, dtype=mu.dtype
         )
         z = mu + torch.exp(0.5 * logvar) * eps
-        return x, mu, logvar, z, self.module_.decode(z)
+        return x, mu, logvar, z, self.decode(z)
+
+    def backward(self, loss, grad_scaler):
+        """``loss.backward()``, through ``grad_scaler`` when there is one (fp16)."""
+        (loss if grad_scaler is None else grad_scaler.scale(loss)).backward()
+
+    def train_step_single(self, batch, **fit_params):
+        # skorch's, with the loss scaling of fp16 training.
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.backward(loss, self.grad_scaler_)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def check_gradients(self, optimizer, parameters, logs, grad_scaler):
+        """Record ``logs`` and check the loss and the gradients of ``parameters``.
+
+        One device sync for both (see :meth:`record_logs`, which raises on
+        non-finite values). With fp16 loss scaling the gradients are unscaled
+        first, and non-finite gradients are left to the scaler, which skips
+        that step and lowers its scale (an overflow of the scaled gradients is
+        expected now and then); a non-finite loss still stops training.
+        """
+        if grad_scaler is not None:
+            grad_scaler.unscale_(optimizer)
+            self.record_logs(logs, prefix="train")
+        else:
+            self.record_logs(logs, prefix="train", gradients=self._gradients(parameters))
+
+    def apply_gradients(self, optimizer, parameters, grad_scaler, clip=None):
+        """Clip the gradients to the total L2 norm ``clip`` (if any), then step ``optimizer``."""
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, clip, foreach=True)
+        if grad_scaler is None:
+            optimizer.step()
+        else:
+            grad_scaler.step(optimizer)
+            grad_scaler.update()
 
     def on_epoch_begin(self, net, **kwargs):
         super().on_epoch_begin(net, **kwargs)
@@ -433,29 +508,26 @@ class VAENet(NeuralNet):
         :class:`~sklearn_betavae.exceptions.TrainingDivergedError` before the
         optimizer steps, so the parameters stay those of the last finite step.
         With ``clip_grad_norm``, the gradients are then clipped to that total
-        L2 norm. Only ``optimizer_`` steps (skorch's own ``train_step`` would
-        step every registered optimizer).
+        L2 norm (:meth:`apply_gradients`). Only ``optimizer_`` steps (skorch's
+        own ``train_step`` would step every registered optimizer).
         """
         self.optimizer_.zero_grad()
         step = self.train_step_single(batch, **fit_params)
         logs, self._pending_logs = self._pending_logs, None
-        self.record_logs(logs, prefix="train", gradients=self._gradients(self.module_))
+        parameters = list(self.module_.parameters())
+        self.check_gradients(self.optimizer_, parameters, logs, self.grad_scaler_)
         self.notify(
             "on_grad_computed",
             named_parameters=TeeGenerator(self.module_.named_parameters()),
             batch=batch,
             training=True,
         )
-        if self.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(
-                self.module_.parameters(), self.clip_grad_norm, foreach=True
-            )
-        self.optimizer_.step()
+        self.apply_gradients(self.optimizer_, parameters, self.grad_scaler_, self.clip_grad_norm)
         return step
 
     @staticmethod
-    def _gradients(module):
-        return [p.grad for p in module.parameters() if p.grad is not None]
+    def _gradients(parameters):
+        return [p.grad for p in parameters if p.grad is not None]
 
     def record_logs(self, logs, prefix, gradients=None):
         """Record an objective's logs in the current batch row (one device sync).
@@ -595,6 +667,8 @@ class VAENet(NeuralNet):
         state.pop("_shuffle_generator", None)
         state.pop("_noise_generator", None)
         state.pop("_pending_logs", None)
+        if state.get("grad_scaler_") is not None:  # CUDA state; rebuilt fresh on load
+            state["grad_scaler_"] = "fresh"
         # Modules given as instances (``module``, FactorVAE's ``discriminator``)
         # became ``<name>_``. skorch saves ``<name>_`` through its device-aware
         # (map_location) path but would pickle the instance a second time,
@@ -608,6 +682,9 @@ class VAENet(NeuralNet):
 
     def __setstate__(self, state):
         shared = state.pop("_modules_given_as_instances", ())
+        fresh_scalers = [k for k, v in state.items() if isinstance(v, str) and v == "fresh"]
         super().__setstate__(state)
+        for key in fresh_scalers:
+            setattr(self, key, torch.amp.GradScaler(torch.device(self.device).type))
         for name in shared:
             setattr(self, name, getattr(self, name + "_"))

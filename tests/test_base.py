@@ -822,3 +822,54 @@ def test_html_repr_links_to_the_api_page():
     # The estimator's HTML representation links to its page of the API reference.
     html = FactorVAE()._repr_html_()
     assert "generated/sklearn_betavae.FactorVAE.html" in html
+
+
+# --- Precision ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("estimator", [BetaVAE, BetaTCVAE, FactorVAE])
+def test_bf16_trains_deterministically_and_row_by_row(digits, estimator):
+    # precision="bf16" on the CPU: same seed -> bitwise same model; rows independent of the
+    # other rows; the loss and ELBO close to fp32's after the same steps.
+    X = digits[0][:256]
+    params = dict(n_components=3, hidden_layer_sizes=(32,), max_epochs=3, random_state=0)
+    if estimator is FactorVAE:
+        params["discriminator_hidden_layer_sizes"] = (16,)
+    bf16 = estimator(precision="bf16", **params).fit(X)
+    again = estimator(precision="bf16", **params).fit(X)
+    fp32 = estimator(precision="fp32", **params).fit(X)
+    assert bf16.precision_ == "bf16" and fp32.precision_ == "fp32"
+    assert_array_equal(bf16.transform(X), again.transform(X))
+    assert_array_equal(bf16.transform(X[7:20]), bf16.transform(X)[7:20])
+    assert_array_equal(bf16.score_samples(X[3:4]), bf16.score_samples(X)[3:4])
+    assert bf16.transform(X).dtype == np.float64
+    assert not np.array_equal(bf16.transform(X), fp32.transform(X))  # it really ran in bf16
+    assert bf16.score(X) == pytest.approx(fp32.score(X), rel=0.02)
+
+
+def test_precision_auto_and_fp16_resolution(monkeypatch, digits):
+    # "auto" is bf16 for the convolutional model on a device with native bf16, fp32 for MLPs
+    # and without native bf16; fp16 needs CUDA.
+    from sklearn_betavae import _base
+
+    X = digits[0][:40]
+    monkeypatch.setattr(_base, "_fast_bf16", lambda device: True)
+    assert _base._resolve_precision("auto", "cpu", convolutional=True) == "bf16"
+    assert _base._resolve_precision("auto", "cpu", convolutional=False) == "fp32"
+    monkeypatch.setattr(_base, "_fast_bf16", lambda device: False)
+    assert _base._resolve_precision("auto", "cpu", convolutional=True) == "fp32"
+    assert _small(precision="auto", max_epochs=1).fit(X).precision_ == "fp32"
+    with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
+        _small(precision="fp16").fit(X)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_lower_precision_trains_and_pickles(digits, precision):
+    # On a GPU, bf16 and fp16 (with loss scaling) train, score finitely and round-trip pickle.
+    X = digits[0][:256]
+    vae = _small(device="cuda", precision=precision, max_epochs=2).fit(X)
+    assert vae.precision_ == precision and np.isfinite(vae.score(X))
+    if precision == "fp16":
+        assert vae.net_.grad_scaler_ is not None
+    assert_allclose(pickle.loads(pickle.dumps(vae)).transform(X), vae.transform(X))
