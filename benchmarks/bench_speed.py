@@ -151,6 +151,109 @@ def run(repeats, quick=False):
     return training, inference
 
 
+PRECISIONS = [
+    # (label, precision, channels_last for the conv model)
+    ("fp32", "fp32", False),
+    ("fp32, channels_last", "fp32", True),
+    ("bf16", "bf16", False),
+    ("bf16, channels_last", "bf16", True),
+]
+
+
+def _plain_compiled_fit(X, n_components, image_shape, batch_size, epochs, seed, dtype):
+    """The plain loop with ``torch.compile`` of the module (and bf16 autocast if asked).
+
+    Returns the steady throughput (samples/s, after the first epoch) and the
+    time of the first step, which includes the compilation.
+    """
+    torch.manual_seed(seed)
+    shape = None if image_shape is None else (1, *image_shape)
+    module = build_vae_module(X.shape[1], n_components, None, shape)
+    compiled = torch.compile(module)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+    data = torch.from_numpy(X).float()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+    first_step, start, seen = None, None, 0
+    for epoch in range(epochs + 1):
+        if epoch == 1:
+            start, seen = time.perf_counter(), 0
+        order = torch.randperm(len(data))
+        for i in range(0, len(data), batch_size):
+            t0 = time.perf_counter()
+            x = data[order[i : i + batch_size]]
+            with autocast:
+                mu, logvar = compiled(x)
+            mu, logvar = mu.float(), logvar.float()
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            with autocast:
+                decoded = compiled.decode(z) if hasattr(compiled, "decode") else module.decode(z)
+            recon = -reconstruction_log_likelihood(x, decoded.float(), "bernoulli").mean()
+            loss = recon + gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss.item()
+            if first_step is None:
+                first_step = time.perf_counter() - t0
+            seen += len(x)
+    return seen / (time.perf_counter() - start), first_step
+
+
+def run_precision(repeats, quick=False):
+    """Training and inference throughput of each precision against the plain fp32 loop.
+
+    Also the held-out ELBO reached after the same steps (the same seed, data and
+    schedule), relative to the package's fp32 model.
+    """
+    from sklearn_betavae import _base
+
+    rows, quality = [], []
+    for name, X, image_shape, batch_size, epochs in _cases(quick):
+        n_components = 10
+        X_eval = X[: min(len(X), 512)]
+        variants = [v for v in PRECISIONS if image_shape is not None or not v[2]]
+        _plain_fit(X[:256].astype(np.float32), n_components, image_shape, batch_size, 1, 0)
+        speeds = {label: [] for label, _, _ in variants}
+        inference = {label: [] for label, _, _ in variants}
+        plain, plain_inference, elbo = [], [], {}
+        for r in range(repeats):
+            speed, module = _plain_fit(X, n_components, image_shape, batch_size, epochs, r)
+            plain.append(speed)
+            plain_inference.append(max(
+                _plain_inference(module, X, batch_size, n_components)[0]
+                for _ in range(INFERENCE_CALLS)))
+            for label, precision, channels_last in variants:
+                saved = dict(_base._CHANNELS_LAST)
+                _base._CHANNELS_LAST[precision] = channels_last
+                try:
+                    speed, vae = _package_fit(X, n_components, image_shape, batch_size, epochs,
+                                              r, precision=precision)
+                finally:
+                    _base._CHANNELS_LAST.update(saved)
+                speeds[label].append(speed)
+                inference[label].append(max(
+                    _package_inference(vae, X)[0] for _ in range(INFERENCE_CALLS)))
+                if r == 0:
+                    elbo[label] = vae.score(X_eval)
+        for label, _, _ in variants:
+            train = _summary(speeds[label], plain)
+            infer = _summary(inference[label], plain_inference)
+            rows.append((name, label, train[0], train[2], infer[0], infer[2]))
+            quality.append((name, label, elbo[label],
+                            100 * (elbo[label] - elbo["fp32"]) / abs(elbo["fp32"])))
+    compiled = []
+    for name, X, image_shape, batch_size, epochs in _cases(quick):
+        for dtype in ("fp32", "bf16"):
+            try:
+                speed, first = _plain_compiled_fit(X, 10, image_shape, batch_size, epochs, 0, dtype)
+            except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
+                print(f"torch.compile failed for {name}, {dtype}: {exc}")
+                continue
+            base, _ = _plain_fit(X, 10, image_shape, batch_size, epochs, 0)
+            compiled.append((name, dtype, speed, speed / base, first))
+    return rows, quality, compiled
+
+
 def run_relative_cost(repeats, quick=False):
     """Training step cost of each estimator relative to BetaVAE on the MLP case."""
     from sklearn_betavae import BetaTCVAE, DIPVAE, FactorVAE
@@ -179,37 +282,61 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small data, for a smoke run")
     parser.add_argument("--markdown", help="also write the tables to this markdown file")
+    parser.add_argument("--only-precision", action="store_true",
+                        help="run only the precision tables")
     args = parser.parse_args()
-    training, inference = run(args.repeats, args.quick)
-    tables = [
-        "### Training throughput (samples/s, median of %d)\n\n" % args.repeats
-        + _table(["case", "BetaVAE.fit", "plain PyTorch", "ratio (median of pairs)"], training,
-                 ["{}", "{:.0f}", "{:.0f}", "{:.2f}"]),
-        "### Inference throughput (samples/s, best of %d calls, median of %d)\n\n"
-        % (INFERENCE_CALLS, args.repeats)
-        + _table(["case", "method", "package", "plain no_grad", "ratio (median of pairs)"], inference,
-                 ["{}", "{}", "{:.0f}", "{:.0f}", "{:.2f}"]),
-    ]
-    try:
+    tables = []
+    if not args.only_precision:
+        training, inference = run(args.repeats, args.quick)
+        tables += [
+            "### Training throughput (samples/s, median of %d)\n\n" % args.repeats
+            + _table(["case", "BetaVAE.fit", "plain PyTorch", "ratio (median of pairs)"],
+                     training, ["{}", "{:.0f}", "{:.0f}", "{:.2f}"]),
+            "### Inference throughput (samples/s, best of %d calls, median of %d)\n\n"
+            % (INFERENCE_CALLS, args.repeats)
+            + _table(["case", "method", "package", "plain no_grad", "ratio (median of pairs)"],
+                     inference, ["{}", "{}", "{:.0f}", "{:.0f}", "{:.2f}"]),
+        ]
         relative = run_relative_cost(args.repeats, args.quick)
         tables.append(
             "### Training step cost relative to BetaVAE (MLP, load_digits)\n\n"
             + _table(["estimator", "samples/s", "cost vs BetaVAE"], relative,
                      ["{}", "{:.0f}", "{:.2f}x"])
         )
-    except ImportError:
-        pass
+    precision_rows, quality, compiled = run_precision(args.repeats, args.quick)
+    tables += [
+        "### Precision: throughput against the plain fp32 loop (samples/s, median of %d)\n\n"
+        % args.repeats
+        + _table(["case", "precision", "fit", "fit / plain fp32", "transform",
+                  "transform / plain fp32"], precision_rows,
+                 ["{}", "{}", "{:.0f}", "{:.2f}", "{:.0f}", "{:.2f}"]),
+        "### Precision: held-out ELBO after the same steps (seed 0)\n\n"
+        + _table(["case", "precision", "ELBO (nats)", "difference to fp32 (%)"], quality,
+                 ["{}", "{}", "{:.2f}", "{:+.2f}"]),
+        "### torch.compile of the plain loop (steady samples/s after the first epoch)\n\n"
+        + _table(["case", "precision", "samples/s", "vs eager fp32 loop", "first step (s)"],
+                 compiled, ["{}", "{}", "{:.0f}", "{:.2f}", "{:.1f}"]),
+    ]
     header = (
-        f"Machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
-        f"sklearn-betavae {sklearn_betavae.__version__}, "
+        f"Machine: {_cpu_name()}, {torch.get_num_threads()} torch threads, torch "
+        f"{torch.__version__}, sklearn-betavae {sklearn_betavae.__version__}, "
         f"{time.strftime('%Y-%m-%d')}. Command: `python benchmarks/bench_speed.py"
-        f" --repeats {args.repeats}{' --quick' if args.quick else ''}`"
+        f" --repeats {args.repeats}{' --quick' if args.quick else ''}"
+        f"{' --only-precision' if args.only_precision else ''}`"
     )
     text = header + "\n\n" + "\n\n".join(tables) + "\n"
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text)
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
 
 
 if __name__ == "__main__":

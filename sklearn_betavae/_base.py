@@ -47,6 +47,9 @@ _UNIT_INTERVAL_LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 _DEVICE_TYPES = ("cpu", "cuda", "mps")
 # Optimizers by name; both take the package's multi-tensor (foreach) path.
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+# Whether the convolutional networks use the channels_last memory format, per precision
+# (benchmarks/bench_speed.py measures it).
+_CHANNELS_LAST = {"fp32": False, "bf16": True, "fp16": True}
 # A latent dimension whose mean KL is below this (nats) carries no information.
 _COLLAPSED_KL = 0.01
 # Where the HTML representation of an estimator links to (its API page).
@@ -715,8 +718,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         modules with layers of other kinds fall back to a seeded global RNG).
         """
         device = _resolve_device(self.device)
-        precision = _resolve_precision(self.precision, device, self.image_shape is not None)
+        convolutional = self.image_shape is not None
+        precision = _resolve_precision(self.precision, device, convolutional)
         module = self._build_module(n_features, torch.Generator().manual_seed(seed))
+        if convolutional and _CHANNELS_LAST[precision]:
+            module = module.to(memory_format=torch.channels_last)
         objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
         net = self._build_net(
             module, objective, device, seed, torch.Generator().manual_seed(seed + 1),
@@ -799,8 +805,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         return {
             "lr": self.learning_rate,
             "clip_grad_norm": self.clip_grad_norm,
-            "max_epochs": self.max_epochs,
-            "batch_size": self.batch_size,
+            "max_epochs": int(self.max_epochs),
+            "batch_size": int(self.batch_size),
             "train_split": (
                 HoldoutSplit(self.validation_fraction, seed) if self.early_stopping else None
             ),

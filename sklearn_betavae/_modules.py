@@ -72,8 +72,10 @@ class ConvEncoder(nn.Module):
         self.dense = _mlp((n_flat, *hidden_layer_sizes, 2 * n_components))
 
     def forward(self, x):
-        h = self.conv(x.view(x.shape[0], *self.image_shape))
-        mu, logvar = self.dense(h).chunk(2, dim=1)
+        images = x.view(x.shape[0], *self.image_shape)
+        if self.conv[0].weight.is_contiguous(memory_format=torch.channels_last):
+            images = images.contiguous(memory_format=torch.channels_last)
+        mu, logvar = self.dense(self.conv(images)).chunk(2, dim=1)
         return mu, logvar
 
 
@@ -97,7 +99,10 @@ class ConvDecoder(nn.Module):
         self.deconv = nn.Sequential(*layers, nn.Flatten())
 
     def forward(self, z):
-        return self.deconv(self.dense(z).view(z.shape[0], *self.grid))
+        grid = self.dense(z).view(z.shape[0], *self.grid)
+        if self.deconv[0].weight.is_contiguous(memory_format=torch.channels_last):
+            grid = grid.contiguous(memory_format=torch.channels_last)
+        return self.deconv(grid)
 
 
 class VAEModule(nn.Module):
