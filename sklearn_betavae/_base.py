@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._losses import decoder_mean, gaussian_kl_per_dim, reconstruction_log_likelihood
 from ._modules import build_vae_module
 from ._net import ArrayDataset, HoldoutSplit, TrainingDivergedError, VAENet
+from ._parallel import limit_torch_threads_to_dask_worker
 
 # Input dtypes used as they are; anything else is converted to float64. uint8 and
 # bool are cast to float32 per batch, so a large image array is never copied whole.
@@ -475,6 +476,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
 
     def _fit(self, X, epochs, continuing):
         """Train on validated X for ``epochs`` epochs, new or continuing."""
+        limit_torch_threads_to_dask_worker()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         n_train = X.shape[0]
         if self.early_stopping:
