@@ -150,6 +150,22 @@ def test_udr_selector_on_dask_equals_sequential(client, X):
     assert_array_equal(on_dask.transform(X), sequential_Z)
 
 
+def test_grid_search_over_udr_selector_on_dask(client, X):
+    # The sweep, nested: each setting's seeds are fitted as tasks of their own.
+    def search():
+        return GridSearchCV(UDRSelector(_vae(), n_seeds=2, random_state=0),
+                            {"estimator__beta": [0.5, 2.0]}, cv=2)
+
+    sequential = search().fit(X)
+    with distributed.get_task_stream(client) as stream:
+        on_dask = _on_dask(lambda: search().fit(X))
+    assert_array_equal(on_dask.cv_results_["mean_test_score"],
+                       sequential.cv_results_["mean_test_score"])
+    assert_array_equal(on_dask.transform(X), sequential.transform(X))
+    # 4 (setting, fold) tasks, each fitting its 2 seeds in nested tasks.
+    assert sum("_fit_member" in task["key"] for task in stream.data) >= 8
+
+
 def test_dying_worker_raises_instead_of_hanging(client, X):
     # A fit that kills its worker process makes the sweep raise KilledWorker, within the timeout.
     grid = {"callbacks": [None, [_ExitInWorker()]]}
