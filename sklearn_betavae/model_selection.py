@@ -96,9 +96,9 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
     best_estimator_ : estimator
         ``estimators_[best_index_]``, to which the transforms are delegated.
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
+        Names of features seen during ``fit``. Defined only when ``X``
         has feature names that are all strings.
 
     See Also
