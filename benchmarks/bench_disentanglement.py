@@ -35,10 +35,15 @@ N_COMPONENTS = 10
 ANNEAL_STEPS = 1000
 
 
-def _models(image_size, steps, n_train, batch_size):
+def _shared_params(image_size, steps, n_train, batch_size):
+    """Epochs giving about ``steps`` optimisation steps, and the parameters all VAEs share."""
     epochs = max(1, round(steps * batch_size / n_train))
-    shared = dict(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
-                  batch_size=batch_size, max_epochs=epochs, anneal_steps=ANNEAL_STEPS)
+    return epochs, dict(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
+                        batch_size=batch_size, max_epochs=epochs, anneal_steps=ANNEAL_STEPS)
+
+
+def _models(image_size, steps, n_train, batch_size):
+    epochs, shared = _shared_params(image_size, steps, n_train, batch_size)
     return epochs, {
         "BetaVAE (beta=1)": lambda seed: BetaVAE(beta=1.0, random_state=seed, **shared),
         "BetaVAE (beta=4)": lambda seed: BetaVAE(beta=4.0, random_state=seed, **shared),

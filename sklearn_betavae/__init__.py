@@ -8,6 +8,10 @@ from ._beta_tcvae import BetaTCVAE
 from ._beta_vae import BetaVAE
 from ._dip_vae import DIPVAE
 from ._factor_vae import FactorVAE
+from ._parallel import register_dask_backend
+
+# joblib.parallel_backend("dask") raises, instead of hanging, when a worker dies mid-sweep.
+register_dask_backend()
 
 __version__ = "0.1.0"
 

@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._losses import decoder_mean, gaussian_kl_per_dim, reconstruction_log_likelihood
 from ._modules import VAEModule, build_decoder, build_encoder, build_module
 from ._net import ArrayDataset, HoldoutSplit, VAENet
+from ._parallel import limit_torch_threads_to_dask_worker
 from ._random import keyed_standard_normal
 from .exceptions import (
     PosteriorCollapseWarning,
@@ -844,6 +845,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         The fitted attributes are set once training has ended (or diverged,
         keeping the last finite step), never half-way.
         """
+        limit_torch_threads_to_dask_worker()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         if continuing:
             likelihood = self.likelihood_

@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "sklearn_betavae",
     "sklearn_betavae.datasets",
     "sklearn_betavae.metrics",
+    "sklearn_betavae.model_selection",
     "sklearn_betavae.plotting",
 ]
 

@@ -3,8 +3,9 @@
 Supervised metrics take ``(factors, codes)`` in scikit-learn's order:
 ``mutual_info_gap``, ``dci``, ``sap_score``, ``modularity_explicitness``.
 Unsupervised ones take ``codes``: ``gaussian_total_correlation``,
-``active_units``. Intervention-based ones render fresh images with one factor
-held fixed and take ``(estimator, sampler)``: ``beta_vae_score``,
+``active_units``; ``udr_score`` takes several fitted models and scores their
+agreement. Intervention-based ones render fresh images with one factor held
+fixed and take ``(estimator, sampler)``: ``beta_vae_score``,
 ``factor_vae_score``. Scorers for model selection:
 ``make_disentanglement_scorer``, ``reconstruction_scorer``, ``rate_scorer``,
 ``elbo_scorer``.
@@ -18,6 +19,7 @@ from ._scorer import (
     reconstruction_scorer,
 )
 from ._supervised import dci, modularity_explicitness, mutual_info_gap, sap_score
+from ._udr import udr_score
 from ._unsupervised import active_units, gaussian_total_correlation
 
 __all__ = [
@@ -33,4 +35,5 @@ __all__ = [
     "rate_scorer",
     "reconstruction_scorer",
     "sap_score",
+    "udr_score",
 ]

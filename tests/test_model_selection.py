@@ -1,0 +1,159 @@
+"""``model_selection.UDRSelector``: seeds, selection, delegation and grid search."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from joblib import parallel_backend
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import ortho_group
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError, UndefinedMetricWarning
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_betavae import BetaVAE
+from sklearn_betavae.metrics import udr_score
+from sklearn_betavae.model_selection import UDRSelector
+
+
+def _vae(**params):
+    defaults = dict(n_components=3, hidden_layer_sizes=(16,), max_epochs=3, batch_size=32,
+                    learning_rate=3e-3)
+    return BetaVAE(**{**defaults, **params})
+
+
+@pytest.fixture(scope="module")
+def X():
+    return load_digits().data[:150] / 16
+
+
+@pytest.fixture(scope="module")
+def selector(X):
+    return UDRSelector(_vae(), n_seeds=3, random_state=0).fit(X)
+
+
+class _SeededEncoder(TransformerMixin, BaseEstimator):
+    """A fitted 'VAE' whose code is the input, permuted by an even seed, rotated by an odd one."""
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        d = X.shape[1]
+        rng = np.random.RandomState(self.random_state)
+        if self.random_state % 2 == 0:
+            self.weights_ = np.eye(d)[:, rng.permutation(d)] * rng.choice([-1, 1], d)
+        else:
+            self.weights_ = ortho_group.rvs(d, random_state=rng)
+        self.n_features_in_ = d
+        return self
+
+    def transform(self, X):
+        return X @ self.weights_
+
+    def kl_per_dim(self, X):
+        return np.ones((len(X), self.n_features_in_))
+
+
+def test_members_are_clones_fitted_from_drawn_seeds(selector, X):
+    # Each member is the estimator cloned with a seed drawn from random_state, fitted on X.
+    seeds = np.random.RandomState(0).randint(np.iinfo(np.int32).max, size=3)
+    assert [m.random_state for m in selector.estimators_] == seeds.tolist()
+    assert not hasattr(selector.estimator, "net_")
+    alone = clone(selector.estimator).set_params(random_state=int(seeds[1])).fit(X)
+    assert_array_equal(selector.estimators_[1].transform(X), alone.transform(X))
+
+
+def test_best_estimator_has_the_highest_udr(selector, X):
+    # The scores are udr_score of the members on the training data; the best is their argmax.
+    assert_allclose(selector.udr_scores_, udr_score(selector.estimators_, X))
+    assert selector.best_index_ == int(np.argmax(selector.udr_scores_))
+    assert selector.best_estimator_ is selector.estimators_[selector.best_index_]
+    assert selector.n_features_in_ == X.shape[1]
+
+
+def test_methods_delegate_to_the_best_estimator(selector, X):
+    # transform, inverse_transform, sample, score_samples and feature names are the best member's.
+    best = selector.best_estimator_
+    Z = selector.transform(X)
+    assert_array_equal(Z, best.transform(X))
+    assert_array_equal(selector.inverse_transform(Z), best.inverse_transform(Z))
+    assert_array_equal(selector.sample(4, random_state=1), best.sample(4, random_state=1))
+    assert_array_equal(selector.score_samples(X), best.score_samples(X))
+    assert_array_equal(selector.get_feature_names_out(), ["betavae0", "betavae1", "betavae2"])
+    assert_array_equal(selector.fit_transform(X), Z)
+
+
+def test_score_is_mean_udr_on_the_given_data(selector, X):
+    # score(X) averages the members' UDR on X, not on the training data.
+    X_new = load_digits().data[150:300] / 16
+    assert selector.score(X_new) == pytest.approx(udr_score(selector.estimators_, X_new).mean())
+    assert selector.score(X_new) != pytest.approx(selector.udr_scores_.mean())
+
+
+def test_selects_the_members_that_agree():
+    # Members whose codes are signed permutations of one another outrank rotated ones.
+    X = StandardScaler().fit_transform(np.random.RandomState(0).randn(200, 4))
+    selector = UDRSelector(_SeededEncoder(), n_seeds=8, random_state=3).fit(X)
+    agree = np.array([m.random_state % 2 == 0 for m in selector.estimators_])
+    assert 2 <= agree.sum() <= 6
+    assert selector.udr_scores_[agree].min() > selector.udr_scores_[~agree].max()
+    assert agree[selector.best_index_]
+
+
+def test_same_random_state_same_selection(selector, X):
+    # Refitting with the same random_state gives the same members and selection; threads too.
+    with parallel_backend("threading"):
+        again = clone(selector).set_params(n_jobs=2).fit(X)
+    assert_array_equal(again.udr_scores_, selector.udr_scores_)
+    assert_array_equal(again.transform(X), selector.transform(X))
+
+
+def test_pickle_round_trip(selector, X):
+    # A pickled selector gives the same transform and score.
+    restored = pickle.loads(pickle.dumps(selector))
+    assert_array_equal(restored.transform(X), selector.transform(X))
+    assert restored.score(X) == selector.score(X)
+
+
+def test_grid_search_selects_beta_by_udr(X):
+    # GridSearchCV over estimator__beta scores each setting by the mean UDR of its seeds
+    # (a setting whose every posterior collapses scores 0, with a warning, and ranks last).
+    grid = {"estimator__beta": [0.5, 4.0]}
+    cv = KFold(2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        search = GridSearchCV(UDRSelector(_vae(), n_seeds=2, random_state=0), grid, cv=cv,
+                              refit=False)
+        search.fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all()
+    assert search.best_params_ == {"estimator__beta": grid["estimator__beta"][np.argmax(scores)]}
+    # The first fold's score of the first setting, recomputed by hand.
+    train, test = next(cv.split(X))
+    by_hand = UDRSelector(_vae(beta=0.5), n_seeds=2, random_state=0).fit(X[train])
+    assert search.cv_results_["split0_test_score"][0] == pytest.approx(by_hand.score(X[test]))
+
+
+def test_errors(X):
+    # Unusable estimators, too few seeds and an unfitted selector raise clear errors.
+    with pytest.raises(ValueError, match="kl_per_dim"):
+        UDRSelector(PCA(2)).fit(X)
+    with pytest.raises(ValueError, match="n_seeds"):
+        UDRSelector(_vae(), n_seeds=1).fit(X)
+    with pytest.raises(ValueError, match="correlation"):
+        UDRSelector(_vae(), correlation="pearson").fit(X)
+
+    class NoSeed(_SeededEncoder):
+        def __init__(self):
+            pass
+
+    with pytest.raises(ValueError, match="no random_state parameter"):
+        UDRSelector(NoSeed()).fit(X)
+    with pytest.raises(NotFittedError):
+        UDRSelector(_vae()).transform(X)
+    assert not hasattr(UDRSelector(StandardScaler()), "sample")
