@@ -451,7 +451,7 @@ def save(estimator, path, *, include_optimizer=False):
     >>> import os, tempfile
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_betavae import BetaVAE, load, save
-    >>> X = load_digits().data / 16.0
+    >>> X = load_digits().data[:200] / 16.0
     >>> vae = BetaVAE(n_components=2, hidden_layer_sizes=(16,), max_epochs=1,
     ...               random_state=0).fit(X)
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -546,7 +546,7 @@ def load(path):
     >>> import os, tempfile
     >>> from sklearn.datasets import load_digits
     >>> from sklearn_betavae import DIPVAE, load, save
-    >>> X = load_digits().data / 16.0
+    >>> X = load_digits().data[:200] / 16.0
     >>> vae = DIPVAE(n_components=2, hidden_layer_sizes=(16,), max_epochs=1,
     ...              random_state=0).fit(X)
     >>> with tempfile.TemporaryDirectory() as folder:
