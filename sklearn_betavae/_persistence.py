@@ -12,8 +12,8 @@ allow-list). A SHA-256 digest of the JSON and the tensors, stored beside the
 JSON, detects truncated or modified files (it is a check of integrity, not a
 signature: whoever can write the file can write a matching digest).
 
-What a file holds is decided in two tables: :data:`_TAGGED_VALUES` (parameter
-values JSON cannot hold as they are) and :data:`_FITTED_ATTRIBUTES` (the
+What a file holds is decided in two tables: ``_TAGGED_VALUES`` (parameter
+values JSON cannot hold as they are) and ``_FITTED_ATTRIBUTES`` (the
 fitted state besides the net). The net is rebuilt with the estimator's own
 ``_make_net`` and given the stored weights.
 """
