@@ -375,6 +375,7 @@ class VAENet(NeuralNet):
             torch.amp.GradScaler(torch.device(self.device).type) if self.precision == "fp16" else None
         )
         self.n_steps_ = 0
+        self.planned_epochs_ = None
         self.interrupted_ = False
         self._diagnose = set()
         self._pending_logs = None

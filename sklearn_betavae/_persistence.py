@@ -107,6 +107,9 @@ _TAGGED_VALUES = (
 # What to do about a parameter whose value no row above can store, by parameter name.
 _UNSTORABLE_ADVICE = {
     "callbacks": "set_params(callbacks=None) before saving",
+    "encoder": "a custom encoder class is code, which a safe file does not hold",
+    "decoder": "a custom decoder class is code, which a safe file does not hold",
+    "optimizer": "set_params(optimizer='adam' or 'adamw') before saving",
 }
 
 
@@ -179,6 +182,13 @@ def _likelihood(value):
     return value
 
 
+def _precision(value):
+    options = BetaVAE._parameter_constraints["precision"][0].options - {"auto"}
+    if value not in options:
+        raise ValueError(f"expected one of {sorted(options)}, got {value!r}")
+    return value
+
+
 def _sample_dtype(value):
     dtypes = {"float32": np.float32, "float64": np.float64}
     if value not in dtypes:
@@ -200,6 +210,7 @@ _FITTED_ATTRIBUTES = {
     "n_features_in_": (int, _count),
     "feature_names_in_": (lambda names: names.tolist(), _feature_names),
     "likelihood_": (str, _likelihood),
+    "precision_": (str, _precision),
     "n_iter_": (int, _count),
     "n_samples_seen_": (int, _count),
     "_score_seed": (int, _count),
@@ -470,6 +481,7 @@ def save(estimator, path, *, include_optimizer=False):
         )
     check_is_fitted(estimator)
     net = estimator.net_
+    params = _encode_params(estimator)  # first: its errors name the parameter and the fix
     fitted = {
         name: encode(getattr(estimator, name))
         for name, (encode, _) in _FITTED_ATTRIBUTES.items()
@@ -480,7 +492,7 @@ def save(estimator, path, *, include_optimizer=False):
         "sklearn_betavae_version": __version__,
         "torch_version": torch.__version__,
         "class": type(estimator).__name__,
-        "params": _encode_params(estimator),
+        "params": params,
         "fitted": fitted,
         "net": {
             "device": str(net.device),

@@ -371,3 +371,20 @@ def test_warnings_free_round_trip(fitted, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _round_trip(fitted[BetaTCVAE], tmp_path)
+
+
+def test_precision_and_code_valued_parameters(X, tmp_path):
+    # A bf16 model comes back bf16 and bitwise; custom module classes and optimizer classes,
+    # which are code, are refused with advice.
+    vae = _tiny(BetaVAE, precision="bf16").fit(X)
+    loaded = _round_trip(vae, tmp_path)
+    assert loaded.precision_ == "bf16"
+    assert_array_equal(loaded.transform(X), vae.transform(X))
+    path = tmp_path / "code.safetensors"
+    custom = _tiny(BetaVAE, decoder=torch.nn.Linear).fit(X)
+    with pytest.raises(ValueError, match=r"decoder=.*custom decoder class is code"):
+        save(custom, path)
+    sgd = _tiny(BetaVAE, optimizer=torch.optim.SGD).fit(X)
+    with pytest.raises(ValueError, match=r"optimizer=.*set_params\(optimizer='adam'"):
+        save(sgd, path)
+    assert not path.exists()
