@@ -219,7 +219,7 @@ def _check_bernoulli_range(X, likelihood):
 def _check_float32_range(X):
     """Models compute in float32: values beyond its range would become inf."""
     if X.dtype == np.float64 and X.size:
-        largest = np.abs(X).max()
+        largest = max(X.max(), -X.min())  # no |X| temporary: X may be a large memmap
         if largest > np.finfo(np.float32).max:
             raise ValueError(
                 f"X has values up to {largest:g}, beyond the float32 range the models "
@@ -476,6 +476,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
+        _check_float32_range(X)
         mu = self.net_.infer_rows(X, lambda x: self.net_.encode(x)[0])
         return _check_finite_output(mu, "transform").astype(_output_dtype(X.dtype), copy=False)
 
@@ -499,6 +500,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
+        _check_float32_range(X)
 
         def kl(x):
             mu, logvar = self.net_.encode(x)
@@ -594,6 +596,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
+        _check_float32_range(X)
         _check_bernoulli_range(X, self.likelihood_)
         net, n_draws, n_components = self.net_, _N_SCORE_SAMPLES, self.n_components
 

@@ -537,6 +537,18 @@ def test_non_finite_outputs_raise_instead_of_returning_nan(digits):
         _small().fit(np.full((4, 64), 1e300))
 
 
+@pytest.mark.parametrize("method", ["transform", "kl_per_dim", "rate_distortion", "score_samples"])
+def test_values_beyond_float32_are_named_by_every_method(digits, method):
+    # Like fit and inverse_transform, the methods taking X say that it is beyond float32
+    # (rather than blaming the model's outputs), without numpy's overflow warning.
+    vae = _small(likelihood="gaussian", max_epochs=1).fit(digits[0][:50])
+    X = np.full((2, 64), -1e300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="X has values up to 1e\\+300, beyond the float32"):
+            getattr(vae, method)(X)
+
+
 # --- A failed fit never leaves a half-fitted estimator -----------------------------------------
 
 
