@@ -41,13 +41,16 @@ def row_keys(rows, seed):
     -------
     keys : ndarray of shape (n_rows,), dtype uint64
     """
-    values = np.asarray(rows, dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
-    bits = np.ascontiguousarray(values).view(np.uint32).astype(np.uint64)
+    values = np.array(rows, dtype=np.float32, order="C")
+    values += np.float32(0.0)  # -0.0 -> 0.0
+    bits = values.view(np.uint32).astype(np.uint64)
+    del values
     seed = np.array([seed], dtype=np.uint64)
     with np.errstate(over="ignore"):  # modulo 2**64 is the point
         columns = np.arange(1, bits.shape[1] + 1, dtype=np.uint64)
         multipliers = _mix64((seed + columns) * _GOLDEN) | np.uint64(1)
-        hashed = (bits * multipliers).sum(axis=1, dtype=np.uint64)
+        bits *= multipliers
+        hashed = bits.sum(axis=1, dtype=np.uint64)
         return _mix64(hashed ^ _mix64((seed + np.uint64(1)) * _GOLDEN))
 
 

@@ -58,47 +58,45 @@ def test_holdout_split_is_disjoint_and_seeded():
         HoldoutSplit(0.5, seed=0)(ArrayDataset(np.zeros((1, 1))))
 
 
-def test_inference_runs_fixed_size_batches_in_blocks(monkeypatch):
-    # infer_rows moves and casts whole blocks of batches (bounded in bytes) and runs the module
-    # on exactly batch_size float32 rows, padding the last batch; the result does not depend
-    # on the block size.
-    X = np.random.RandomState(0).randint(0, 2, size=(50, 4)).astype(np.uint8)
+def test_inference_batches_place_each_row_by_its_content(monkeypatch):
+    # infer_rows runs fn on exactly batch_size float32 rows; each row sits at the position
+    # its hash gives, never two rows at one position, padding rows are zeros; every row of X
+    # is computed once and comes back in the order of X, whatever the hashing block size.
+    X = (np.random.RandomState(0).rand(50, 4) + 0.1).astype(np.float32)  # no zero row
+    X[7] = X[3]  # a duplicate row takes the same position, in another batch
     vae = BetaVAE(n_components=2, batch_size=8, max_epochs=1, random_state=0).fit(X)
-    net = vae.net_
-    moved = []
-    to_device = net.to_device
-    monkeypatch.setattr(net, "to_device", lambda x: moved.append(x.shape) or to_device(x))
-    # 2 batches of 8 rows of 4 float32 features per block.
-    monkeypatch.setattr(_net, "_INFERENCE_BLOCK_BYTES", 2 * 8 * 4 * 4)
     seen = []
-    out = net.infer_rows(X, lambda x: seen.append(x.clone()) or x[:, :1] * 2)
-    assert [tuple(s) for s in moved] == [(16, 4), (16, 4), (16, 4), (2, 4)]
-    assert [len(b) for b in seen] == [8] * 7
-    assert all(b.dtype == torch.float32 for b in seen)
-    assert_array_equal(torch.cat(seen)[:50].numpy(), X.astype(np.float32))
-    assert_array_equal(torch.cat(seen)[50:].numpy(), 0.0)  # the padding
-    assert_array_equal(out, 2 * X[:, :1].astype(np.float32))
-    Z_blocks = vae.transform(X)
-    # A block smaller than one batch still moves whole batches, one at a time.
-    monkeypatch.setattr(_net, "_INFERENCE_BLOCK_BYTES", 1)
-    moved.clear()
-    assert_array_equal(vae.transform(X), Z_blocks)
-    assert [s[0] for s in moved] == [8] * 6 + [2]
+    out = vae.net_.infer_rows(X, lambda x: seen.append(x.clone()) or x[:, :1] * 2)
+    positions = row_keys(X, _net._POSITION_SEED) % np.uint64(8)
+    assert all(b.shape == (8, 4) and b.dtype == torch.float32 for b in seen)
+    placed = {}
+    for batch in seen:
+        for position, row in enumerate(batch.numpy()):
+            if any(positions[i] == position and np.array_equal(X[i], row) for i in range(50)):
+                placed.setdefault(position, []).append(row)
+            else:
+                assert not row.any()  # a padding row
+    assert sum(len(v) for v in placed.values()) == 50
+    assert_array_equal(out, 2 * X[:, :1])
+    assert len(seen) == np.bincount(positions.astype(int)).max()
+    assert len(placed[int(positions[3])]) >= 2
+    monkeypatch.setattr(_net, "_HASH_BLOCK_VALUES", 1)  # hash one row at a time
+    assert_array_equal(vae.net_.infer_rows(X, lambda x: x[:, :1] * 2), out)
 
 
 def test_inference_passes_row_keys_and_tuples():
-    # With row_seed, fn receives each row's key (padding rows included); tuple outputs come
-    # back as a tuple of arrays.
+    # With row_seed, fn receives each row's key (zero for padding rows); tuple outputs come
+    # back as a tuple of arrays in the order of X.
     X = np.random.RandomState(1).rand(11, 3)
     vae = BetaVAE(n_components=2, batch_size=4, max_epochs=1, random_state=0).fit(X)
-    keys_seen = []
+    pairs = []
 
     def fn(x, keys):
-        keys_seen.append(keys)
+        pairs.extend((tuple(row), key) for row, key in zip(x.numpy(), keys) if row.any())
         return x[:, 0], x.sum(1)
 
     first, total = vae.net_.infer_rows(X, fn, row_seed=5)
-    assert_array_equal(np.concatenate(keys_seen)[:11], row_keys(X, 5))
-    assert [len(k) for k in keys_seen] == [4, 4, 4]
+    expected = dict(zip(map(tuple, X.astype(np.float32)), row_keys(X, 5)))
+    assert len(pairs) == 11 and all(expected[row] == key for row, key in pairs)
     assert_allclose(first, X[:, 0], rtol=1e-6)
     assert_allclose(total, X.sum(1), rtol=1e-6)
