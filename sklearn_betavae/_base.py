@@ -22,7 +22,7 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -281,7 +281,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "encoder": [callable, None],
         "decoder": [callable, None],
         "likelihood": [StrOptions({"auto", "bernoulli", "continuous_bernoulli", "gaussian"})],
-        "anneal_steps": [Interval(Integral, 0, None, closed="left")],
+        "anneal_steps": [
+            Interval(Integral, 0, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="neither"),
+        ],
         "free_bits": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -685,8 +688,26 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         return self.net_.module_.decoder
 
     @abstractmethod
-    def _make_objective(self, *, likelihood, dataset_size):
-        """The :class:`~sklearn_betavae._net.VAEObjective` of this model."""
+    def _make_objective(self, **common):
+        """The :class:`~sklearn_betavae._net.VAEObjective` of this model.
+
+        ``common`` holds what every objective takes: ``likelihood``,
+        ``dataset_size``, ``anneal_steps`` (in steps) and ``free_bits``.
+        """
+
+    def _objective(self, likelihood, dataset_size):
+        """This model's objective for training on ``dataset_size`` rows."""
+        anneal_steps = self.anneal_steps
+        if not isinstance(anneal_steps, Integral):
+            # A fraction of the max_epochs epochs of training (at least one step).
+            steps = self.max_epochs * -(-dataset_size // self.batch_size)
+            anneal_steps = max(1, round(anneal_steps * steps))
+        return self._make_objective(
+            likelihood=likelihood,
+            dataset_size=dataset_size,
+            anneal_steps=int(anneal_steps),
+            free_bits=self.free_bits,
+        )
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
@@ -727,7 +748,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         module = self._build_module(n_features, torch.Generator().manual_seed(seed))
         if convolutional and _CHANNELS_LAST[precision]:
             module = module.to(memory_format=torch.channels_last)
-        objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
+        objective = self._objective(likelihood, dataset_size)
         net = self._build_net(
             module, objective, device, seed, torch.Generator().manual_seed(seed + 1),
             precision=precision,
@@ -857,7 +878,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             self._continue_with_current_params(net, seed)
             # The objective holds no state: rebuild it so that hyperparameters changed
             # with set_params (beta, free_bits, ...) apply to the continued training.
-            net.criterion_ = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
+            net.criterion_ = self._objective(likelihood, dataset_size)
         else:
             likelihood = self._resolve_likelihood(X)
             net = self._make_net(X.shape[1], likelihood, dataset_size, seed)

@@ -361,7 +361,7 @@ class BetaTCVAE(_BaseVAE):
         self.gamma = gamma
         self.tc_estimator = tc_estimator
 
-    def _make_objective(self, *, likelihood, dataset_size):
+    def _make_objective(self, **common):
         if self.free_bits > 0:
             raise ValueError(
                 f"BetaTCVAE does not support free bits (got free_bits={self.free_bits}): "
@@ -373,7 +373,5 @@ class BetaTCVAE(_BaseVAE):
             beta=self.beta,
             gamma=self.gamma,
             tc_estimator=self.tc_estimator,
-            likelihood=likelihood,
-            dataset_size=dataset_size,
-            anneal_steps=self.anneal_steps,
+            **common,
         )

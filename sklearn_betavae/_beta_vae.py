@@ -311,13 +311,10 @@ class BetaVAE(_BaseVAE):
         self.capacity = capacity
         self.capacity_steps = capacity_steps
 
-    def _make_objective(self, *, likelihood, dataset_size):
+    def _make_objective(self, **common):
         return _BetaVAEObjective(
             beta=self.beta,
             capacity=self.capacity,
             capacity_steps=self.capacity_steps,
-            likelihood=likelihood,
-            dataset_size=dataset_size,
-            anneal_steps=self.anneal_steps,
-            free_bits=self.free_bits,
+            **common,
         )

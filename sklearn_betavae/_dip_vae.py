@@ -323,7 +323,7 @@ class DIPVAE(_BaseVAE):
         self.lambda_d = lambda_d
         self.dip_type = dip_type
 
-    def _make_objective(self, *, likelihood, dataset_size):
+    def _make_objective(self, **common):
         lambda_d = self.lambda_d
         if lambda_d is None:
             # Kumar et al. (2017), Sec. 4: lambda_d = 10 lambda_od (I), = lambda_od (II).
@@ -332,8 +332,5 @@ class DIPVAE(_BaseVAE):
             lambda_od=self.lambda_od,
             lambda_d=lambda_d,
             dip_type=self.dip_type,
-            likelihood=likelihood,
-            dataset_size=dataset_size,
-            anneal_steps=self.anneal_steps,
-            free_bits=self.free_bits,
+            **common,
         )

@@ -461,13 +461,10 @@ class FactorVAE(_BaseVAE):
         """The fitted discriminator, ``z -> logits`` (column 0: joint, 1: permuted)."""
         return self.net_.discriminator_
 
-    def _make_objective(self, *, likelihood, dataset_size):
+    def _make_objective(self, **common):
         return _FactorVAEObjective(
             gamma=self.gamma,
-            likelihood=likelihood,
-            dataset_size=dataset_size,
-            anneal_steps=self.anneal_steps,
-            free_bits=self.free_bits,
+            **common,
         )
 
     def _continue_with_current_params(self, net, seed):

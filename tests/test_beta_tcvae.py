@@ -42,7 +42,7 @@ def _gaussian_batch(batch_size=8, n_components=3, n_features=5, seed=0):
 
 
 def _objective(estimator, dataset_size=100):
-    return estimator._make_objective(likelihood="gaussian", dataset_size=dataset_size)
+    return estimator._objective("gaussian", dataset_size)
 
 
 @pytest.mark.parametrize("tc_estimator", ["mss", "mws"])

@@ -129,3 +129,15 @@ def test_larger_beta_lowers_the_rate(X):
         distortions.append(distortion.mean())
     assert rates[0] > rates[1]
     assert distortions[0] < distortions[1]
+
+
+def test_anneal_steps_as_a_fraction_of_the_training(X):
+    # A float anneal_steps is that fraction of the max_epochs epochs of steps: here 0.5 of
+    # 3 epochs of 7 batches, a ramp over round(10.5) = 10 steps.
+    vae = BetaVAE(n_components=3, hidden_layer_sizes=(8,), beta=4.0, anneal_steps=0.5,
+                  batch_size=16, max_epochs=3, random_state=0).fit(X)
+    assert vae.net_.criterion_.anneal_steps == 10
+    betas = _batch_column(vae, "beta")
+    assert_allclose(betas, [4.0 * min(1.0, t / 10) for t in range(21)])
+    with pytest.raises(ValueError, match="anneal_steps"):
+        BetaVAE(anneal_steps=1.5).fit(X)
