@@ -37,6 +37,14 @@ from sklearn_betavae import BetaVAE
 LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 
 
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def _evaluate(vae, X_train, X_test, y_train, y_test):
     Z_train, Z_test = vae.transform(X_train), vae.transform(X_test)
     accuracy = LogisticRegression(max_iter=2000).fit(Z_train, y_train).score(Z_test, y_test)
@@ -94,7 +102,7 @@ def main(argv=None):
         )
     table = "\n".join(lines)
     machine = (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{_cpu_name()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}, sklearn-betavae {sklearn_betavae.__version__}, "
         f"{datetime.date.today().isoformat()}"
     )

@@ -1,0 +1,163 @@
+"""What a user gets from the defaults: 64x64 sprites, and the digits MLP.
+
+``sprites`` mode: ``Estimator(image_shape=(64, 64), max_epochs=E)`` with every
+other parameter at its default (or overridden with ``--set name=value``, for
+trying candidate defaults), fitted on 20,000 independent 64x64 sprites; the
+fit's wall time, and on 5,000 fresh sprites MIG, the FactorVAE score and the
+number of active dimensions. Seeds are run one after the other, each fit
+using all cores: the wall time is what a user waits.
+
+``digits`` mode: the MLP on scikit-learn's digits, as in the README:
+``BetaVAE(n_components=8)`` on ``X / 16`` (held-out ELBO, and the accuracy of a
+logistic regression on the codes of the held-out quarter), and the quickstart
+pipeline ``StandardScaler -> BetaVAE(n_components=8) -> LogisticRegression``
+(3-fold cross-validated accuracy).
+
+Usage::
+
+    python benchmarks/bench_defaults.py sprites [--estimator BetaTCVAE] [--epochs 8]
+        [--seeds 0 1 2] [--set anneal_steps=0.3 ...] [--cache FILE] [--markdown FILE]
+    python benchmarks/bench_defaults.py digits [--seeds 0 1 2] [--set ...]
+"""
+
+import argparse
+import ast
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import sklearn_betavae
+from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE
+from sklearn_betavae.datasets import SpritesSampler, make_sprites
+from sklearn_betavae.metrics import factor_vae_score, mutual_info_gap
+
+ESTIMATORS = {cls.__name__: cls for cls in (BetaVAE, BetaTCVAE, FactorVAE, DIPVAE)}
+
+
+def _machine():
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = "unknown CPU"
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, sklearn-betavae "
+            f"{sklearn_betavae.__version__}, {time.strftime('%Y-%m-%d')}")
+
+
+def _parse_overrides(items):
+    overrides = {}
+    for item in items or []:
+        name, _, text = item.partition("=")
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[name] = text
+    return overrides
+
+
+def sprites(estimator, epochs, seed, overrides, n_train=20000, image_size=64):
+    X, _ = make_sprites(n_train, image_size=image_size, random_state=1000)
+    X_eval, factors = make_sprites(5000, image_size=image_size, random_state=2000)
+    vae = ESTIMATORS[estimator](image_shape=(image_size, image_size), max_epochs=epochs,
+                                random_state=seed, **overrides)
+    start = time.perf_counter()
+    vae.fit(X)
+    fit_time = time.perf_counter() - start
+    codes = vae.transform(X_eval)
+    return {
+        "fit (s)": fit_time,
+        "MIG": mutual_info_gap(factors, codes),
+        "FactorVAE score": factor_vae_score(vae, SpritesSampler(image_size=image_size),
+                                            n_train=2000, n_eval=1000,
+                                            n_variance_estimate=5000, random_state=seed),
+        "active dims": int((vae.kl_per_dim(X_eval).mean(0) > 0.01).sum()),
+        "precision": vae.precision_,
+    }
+
+
+def digits(seed, overrides):
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.25,
+                                                        random_state=0)
+    start = time.perf_counter()
+    vae = BetaVAE(n_components=8, random_state=seed, **overrides).fit(X_train)
+    fit_time = time.perf_counter() - start
+    classifier = LogisticRegression(max_iter=2000).fit(vae.transform(X_train), y_train)
+    pipe = make_pipeline(StandardScaler(), BetaVAE(n_components=8, random_state=seed, **overrides),
+                         LogisticRegression(max_iter=1000))
+    return {
+        "fit (s)": fit_time,
+        "held-out ELBO": vae.score(X_test),
+        "accuracy on codes": classifier.score(vae.transform(X_test), y_test),
+        "pipeline CV accuracy": cross_val_score(pipe, X, y, cv=3).mean(),
+        "active dims": int((vae.kl_per_dim(X_test).mean(0) > 0.01).sum()),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["sprites", "digits"])
+    parser.add_argument("--estimator", default="BetaTCVAE", choices=sorted(ESTIMATORS))
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--set", nargs="*", metavar="NAME=VALUE",
+                        help="parameters to override (candidate defaults)")
+    parser.add_argument("--cache", help="JSON-lines file of finished runs, reused on re-runs")
+    parser.add_argument("--markdown")
+    args = parser.parse_args(argv)
+    overrides = _parse_overrides(args.set)
+    config = dict(mode=args.mode, overrides=overrides, version=sklearn_betavae.__version__,
+                  **({"estimator": args.estimator, "epochs": args.epochs}
+                     if args.mode == "sprites" else {}))
+    done = {}
+    if args.cache and os.path.exists(args.cache):
+        with open(args.cache) as f:
+            for line in f:
+                entry = json.loads(line)
+                if entry["config"] == config:
+                    done[entry["seed"]] = entry["scores"]
+    runs = []
+    for seed in args.seeds:
+        if seed not in done:
+            if args.mode == "sprites":
+                done[seed] = sprites(args.estimator, args.epochs, seed, overrides)
+            else:
+                done[seed] = digits(seed, overrides)
+            print(seed, done[seed], flush=True)
+            if args.cache:
+                with open(args.cache, "a") as f:
+                    f.write(json.dumps(dict(config=config, seed=seed, scores=done[seed])) + "\n")
+        runs.append(done[seed])
+    metrics = [k for k in runs[0] if k != "precision"]
+    cells = []
+    for metric in metrics:
+        values = np.array([r[metric] for r in runs], dtype=float)
+        cells.append(f"{values.mean():.3f} ± {values.std():.3f}")
+    name = (f"{args.estimator}(image_shape=(64, 64), max_epochs={args.epochs}"
+            if args.mode == "sprites" else "BetaVAE(n_components=8")
+    name += "".join(f", {k}={v!r}" for k, v in overrides.items()) + ")"
+    text = (
+        f"Machine: {_machine()}. Command: `python benchmarks/bench_defaults.py "
+        f"{' '.join(argv if argv is not None else [])}`. Mean ± std over seeds "
+        f"{' '.join(map(str, args.seeds))}.\n\n"
+        f"| model | {' | '.join(metrics)} |\n|---|{'---|' * len(metrics)}\n"
+        f"| `{name}` | {' | '.join(cells)} |\n"
+    )
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
