@@ -1,4 +1,4 @@
-"""Figures of sklearn_betavae.plotting and the demo's --figure option."""
+"""Figures of sklearn_betavae.plotting (the demo's --figure option: test_main.py)."""
 
 import importlib
 import re
@@ -14,7 +14,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sklearn_betavae import BetaVAE
-from sklearn_betavae.__main__ import main
 from sklearn_betavae.plotting import (
     plot_latent_traversals,
     plot_rate_distortion,
@@ -204,37 +203,3 @@ def test_plotting_without_matplotlib_raises_clear_import_error(monkeypatch):
     with pytest.raises(ImportError, match=re.escape("pip install sklearn-betavae[plotting]")):
         importlib.import_module("sklearn_betavae.plotting")
 
-
-_TINY_DEMO = ["demo", "--n-components", "2", "--max-epochs", "1", "--verbose", "0"]
-
-
-def test_demo_saves_latent_traversals(tmp_path, capsys):
-    # --figure writes a PNG of the traversals after the usual report.
-    path = tmp_path / "traversals.png"
-    assert main([*_TINY_DEMO, "--figure", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "held-out ELBO" in out and "test accuracy" in out
-    assert f"saved to {path}" in out
-    image = matplotlib.image.imread(path)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
-
-
-def test_demo_reports_unwritable_figure_path(tmp_path, capsys):
-    # A figure path in a missing directory gives exit status 1 and an error message.
-    path = tmp_path / "missing" / "traversals.png"
-    assert main([*_TINY_DEMO, "--figure", str(path)]) == 1
-    assert "cannot save the figure" in capsys.readouterr().err
-    assert not path.exists()
-
-
-def test_demo_figure_skipped_without_matplotlib(tmp_path, capsys, monkeypatch):
-    # Without matplotlib the demo still succeeds and says why there is no figure.
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    monkeypatch.delitem(sys.modules, "sklearn_betavae.plotting")
-    path = tmp_path / "traversals.png"
-    assert main([*_TINY_DEMO, "--figure", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "held-out ELBO" in out
-    assert "skipping the figure" in out and "pip install sklearn-betavae[plotting]" in out
-    assert not path.exists()
