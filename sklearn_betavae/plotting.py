@@ -881,39 +881,26 @@ def plot_latent_traversals(
 ):
     """Decode sweeps of each latent dimension around the code of one sample.
 
-    A shorthand for :meth:`LatentTraversalDisplay.from_estimator` that
-    returns the figure. Row ``i`` shows one latent dimension ``d``: the code
-    of ``x`` (its posterior mean) with ``z_d`` replaced by ``n_steps`` values
-    evenly spaced from ``-limit`` to ``+limit`` (in units of the prior's
-    standard deviation), decoded to the mean of ``p(x | z)``. In a
-    disentangled model each row changes one factor of variation; a row that
-    does not change at all is a collapsed (inactive) dimension.
+    A shorthand for :meth:`LatentTraversalDisplay.from_estimator` (see there
+    and in :class:`LatentTraversalDisplay` what the rows and columns show)
+    that draws on ``fig`` and returns it.
 
     Parameters
     ----------
     estimator : fitted VAE estimator
-        Model with ``transform``, ``inverse_transform`` and ``n_components``,
-        e.g. :class:`~sklearn_betavae.BetaVAE`.
+        Model with ``transform``, ``inverse_transform`` and ``n_components``.
     x : array-like of shape (n_features,) or (1, n_features)
         The sample whose code the traversals start from.
     dimensions : int, array-like of int or None, default=None
-        Latent dimensions to traverse, one row each. ``None``: all of them;
-        an integer ``k``: the first ``k`` after sorting (the ``k`` most
-        informative with ``sort_by_kl=True``); a list: those dimensions.
+        Latent dimensions to traverse: all, the first ``k`` or a list.
     n_steps : int, default=7
         Number of values per dimension (columns).
     limit : float, default=3.0
         The sweep runs from ``-limit`` to ``+limit``.
     sort_by_kl : bool, default=True
-        Order the rows by decreasing KL divergence of each dimension at the
-        last training epoch (``history_[-1, "train_kl_per_dim"]``), so that
-        the dimensions carrying the most information come first. Ignored when
-        the estimator has no such history.
+        Order the rows by decreasing KL of their dimension.
     image_shape : tuple of int or None, default=None
-        ``(height, width)``, ``(1, height, width)`` or ``(3, height, width)``
-        to display samples as images. ``None`` uses ``estimator.image_shape``;
-        if that is None too, each decoded sample is drawn as a line over its
-        features.
+        Shape of the images; None uses ``estimator.image_shape`` or draws lines.
     cmap : str or Colormap, default="gray"
         Colormap of single-channel images.
     fig : matplotlib Figure or None, default=None
@@ -929,11 +916,6 @@ def plot_latent_traversals(
     --------
     LatentTraversalDisplay : The Display object behind this function.
     plot_reconstructions : Samples next to their reconstructions.
-
-    References
-    ----------
-    Higgins, I. et al. (2017). beta-VAE: Learning Basic Visual Concepts with a
-    Constrained Variational Framework. ICLR (Figures 1, 2 and 7).
 
     Examples
     --------
@@ -965,9 +947,8 @@ def plot_latent_traversals(
 def plot_reconstructions(estimator, X, *, n_images=8, image_shape=None, cmap="gray", fig=None):
     """Show samples (top row) above their reconstructions (bottom row).
 
-    A shorthand for :meth:`ReconstructionDisplay.from_estimator` that returns
-    the figure. The reconstruction of ``x`` is the decoder mean at the
-    posterior mean, ``inverse_transform(transform(x))``.
+    A shorthand for :meth:`ReconstructionDisplay.from_estimator` that draws
+    on ``fig`` and returns it.
 
     Parameters
     ----------
@@ -978,8 +959,7 @@ def plot_reconstructions(estimator, X, *, n_images=8, image_shape=None, cmap="gr
     n_images : int, default=8
         Number of samples (columns); at most ``n_samples``.
     image_shape : tuple of int or None, default=None
-        As in :func:`plot_latent_traversals`: ``None`` uses
-        ``estimator.image_shape``, and line plots when that is None too.
+        Shape of the images; None uses ``estimator.image_shape`` or draws lines.
     cmap : str or Colormap, default="gray"
         Colormap of single-channel images.
     fig : matplotlib Figure or None, default=None
@@ -1018,13 +998,8 @@ def plot_reconstructions(estimator, X, *, n_images=8, image_shape=None, cmap="gr
 def plot_training_history(estimator, *, fig=None):
     """Plot the loss, rate, distortion and KL per dimension over the epochs.
 
-    A shorthand for :meth:`TrainingHistoryDisplay.from_estimator` that
-    returns the figure. Four panels from ``estimator.history_``: the training
-    loss (the objective, beta-weighted), the rate ``train_kl`` (KL of the
-    posterior from the prior), the distortion ``train_reconstruction``
-    (``-E[log p(x|z)]``), and one line per latent dimension of
-    ``train_kl_per_dim``. Validation curves (``valid_*``, present with
-    ``early_stopping=True``) are drawn dashed.
+    A shorthand for :meth:`TrainingHistoryDisplay.from_estimator` that draws
+    the four panels of ``estimator.history_`` on ``fig`` and returns it.
 
     Parameters
     ----------
@@ -1073,11 +1048,8 @@ def plot_rate_distortion(
     """Plot models in the rate-distortion plane.
 
     A shorthand for :class:`RateDistortionDisplay` (from arrays) and
-    :meth:`RateDistortionDisplay.from_cv_results` that returns the axes.
-    Rate is ``KL(q(z|x) || p(z))`` (the information the code keeps about x),
-    distortion ``-E_q[log p(x|z)]``, both in nats per sample; the negative
-    ELBO is their sum, so lines of slope -1 join models of equal ELBO. Raising
-    beta moves a model up and to the left (Alemi et al. 2018).
+    :meth:`RateDistortionDisplay.from_cv_results` (see there what the plane
+    shows) that returns the axes.
 
     Parameters
     ----------
@@ -1087,13 +1059,10 @@ def plot_rate_distortion(
     distortion : array-like of shape (n_models,) or None, default=None
         Mean distortion of each model.
     cv_results : dict or None, default=None
-        ``cv_results_`` of a search scored with
-        ``{"rate": rate_scorer, "reconstruction": reconstruction_scorer}``
-        (see :mod:`sklearn_betavae.metrics`). Instead of ``rate`` and
-        ``distortion``: the rate is ``mean_test_rate``, the distortion
-        ``-mean_test_reconstruction`` (the reconstruction scorer returns the
-        negated distortion, higher being better), with their ``std_test_*``
-        as error bars; labels default to the parameters that vary.
+        Instead of ``rate`` and ``distortion``: the ``cv_results_`` of a
+        search scored with ``{"rate": rate_scorer, "reconstruction":
+        reconstruction_scorer}``, as in
+        :meth:`RateDistortionDisplay.from_cv_results`.
     labels : list of str or None, default=None
         Text written next to each point.
     connect : bool, default=False
@@ -1114,10 +1083,6 @@ def plot_rate_distortion(
     sklearn_betavae.metrics.rate_scorer, sklearn_betavae.metrics.reconstruction_scorer :
         The scorers that fill ``cv_results``.
     plot_training_history : Rate and distortion over the epochs of one model.
-
-    References
-    ----------
-    Alemi, A. et al. (2018). Fixing a Broken ELBO. ICML.
 
     Examples
     --------
