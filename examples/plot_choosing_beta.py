@@ -24,7 +24,8 @@ dimension above a minimum rate.
 # returns *minus* the distortion and ``elbo_scorer`` the ELBO, so that higher
 # is better for both, as scikit-learn's ``neg_*`` scorers. The refit
 # criterion is the held-out ELBO. Budgets are small (3 folds, 20 epochs) so
-# that the 30 fits take a few minutes.
+# that the 30 fits take a few minutes; ``verbose=2`` prints a line with the
+# time of each fit as it ends.
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
@@ -44,6 +45,7 @@ search = GridSearchCV(
     scoring=scoring,
     refit="elbo",
     cv=KFold(n_splits=3, shuffle=True, random_state=0),
+    verbose=2,
 )
 search.fit(X)
 results = search.cv_results_

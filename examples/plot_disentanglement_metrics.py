@@ -78,7 +78,8 @@ common = {
 # class itself; each model and ``beta`` is trained with two seeds. One
 # train/validation split keeps the search short (the candidates train on 2400
 # sprites, the scores come from the other 600), and ``refit="MIG"`` refits
-# the best candidate on all the data.
+# the best candidate on all the data. ``verbose=2`` prints a line with the
+# time of each fit as it ends.
 param_grid = [
     {"vae": [BetaVAE(**common)], "vae__beta": [1.0, 4.0], "vae__random_state": [0, 1]},
     {"vae": [BetaTCVAE(**common)], "vae__beta": [6.0], "vae__random_state": [0, 1]},
@@ -89,6 +90,7 @@ search = GridSearchCV(
     scoring=scoring,
     refit="MIG",
     cv=ShuffleSplit(n_splits=1, test_size=0.2, random_state=0),
+    verbose=2,
 )
 search.fit(X, factors)
 results = search.cv_results_

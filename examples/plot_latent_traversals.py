@@ -32,6 +32,8 @@ with :func:`~sklearn_betavae.plotting.plot_latent_traversals`:
 # reconstructions and a less clean separation than in the papers. The KL
 # weight is annealed over the first 1000 steps: without it, the models tend
 # to stay stuck at the mean image for many epochs.
+from time import perf_counter
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -56,9 +58,11 @@ models = {
     "beta-TCVAE (beta=6)": BetaTCVAE(beta=6.0, **common),
 }
 for name, model in models.items():
+    print(f"fitting {name}...", flush=True)
+    start = perf_counter()
     model.fit(X)
     kl = np.asarray(model.history_[-1, "train_kl_per_dim"])
-    print(f"{name}: KL per dimension {np.round(np.sort(kl)[::-1], 2)}")
+    print(f"  {perf_counter() - start:.0f} s; KL per dimension {np.round(np.sort(kl)[::-1], 2)}")
 
 # %%
 # Reconstructions

@@ -29,6 +29,8 @@ mean varies across the data) and compare the KL carried by each dimension.
 # make collapse likely. Training is short to keep the example quick. With
 # 1347 training digits in batches of 64, an epoch is 22 optimisation steps:
 # the annealed models reach their full beta after about 18 of the 50 epochs.
+from time import perf_counter
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
@@ -49,9 +51,12 @@ settings = {
 }
 models = {}
 for name, params in settings.items():
+    print(f"fitting {name}...", end=" ", flush=True)
+    start = perf_counter()
     models[name] = BetaVAE(
         n_components=16, beta=2.0, max_epochs=50, random_state=0, **params
     ).fit(X_train)
+    print(f"{perf_counter() - start:.0f} s")
 
 # %%
 # Active units and held-out ELBO

@@ -5,12 +5,17 @@
 archive when a user has it; ``SpritesSampler`` renders images for chosen factor
 values, which the intervention-based metrics (``beta_vae_score``,
 ``factor_vae_score``) need.
+
+Like scikit-learn's generators and loaders, ``make_sprites`` and
+``load_dsprites`` return ``(X, factors)`` by default, a
+:class:`~sklearn.utils.Bunch` with ``return_X_y=False``, and pandas
+DataFrames with named columns with ``as_frame=True``.
 """
 
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils import check_random_state
+from sklearn.utils import Bunch, check_random_state
 
 __all__ = ["SpritesSampler", "load_dsprites", "make_sprites"]
 
@@ -28,6 +33,64 @@ _HEART_RADIUS = 1.337
 _ELLIPSE_MINOR = 0.5
 # Images written per vectorised step, bounding the temporary index arrays (~25 MB at 64 x 64).
 _CHUNK_SIZE = 4096
+
+
+def _import_pandas(caller):
+    """pandas, imported on demand: only ``as_frame=True`` needs it."""
+    try:
+        import pandas
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} with as_frame=True requires pandas: pip install pandas."
+        ) from exc
+    return pandas
+
+
+def _describe(n_samples, height, width, source):
+    """The ``DESCR`` of a sprites Bunch: what the rows and the factor columns hold."""
+    return (
+        f"{source}\n\n"
+        f"{n_samples} binary images of {height} x {width} pixels, flattened row by row "
+        f"(feature pixel_i_j is row i, column j), and their 5 generative factors:\n\n"
+        "- shape: 1 square, 2 ellipse, 3 heart\n"
+        "- scale: 6 values in [0.5, 1]\n"
+        "- orientation: 40 angles in radians\n"
+        "- posX: 32 positions in [0, 1], left to right\n"
+        "- posY: 32 positions in [0, 1], top to bottom\n\n"
+        "target holds the factor values, classes their class indices.\n\n"
+        "Matthey, L., Higgins, I., Hassabis, D. and Lerchner, A. (2017). dSprites: "
+        "Disentanglement testing Sprites dataset. https://github.com/deepmind/dsprites-dataset"
+    )
+
+
+def _sprites_output(X, factors, classes, *, image_shape, return_X_y, return_classes, as_frame,
+                    caller, source):
+    """Arrange images and factors as ``(X, factors[, classes])`` or a Bunch, arrays or frames.
+
+    The DataFrames wrap the arrays without copying them; only the Bunch's ``frame``
+    (data and target side by side) is a copy.
+    """
+    height, width = image_shape
+    images = X.reshape(len(X), height, width)
+    feature_names = [f"pixel_{i}_{j}" for i in range(height) for j in range(width)]
+    target_names = list(FACTOR_NAMES)
+    if as_frame:
+        pd = _import_pandas(caller)
+        X = pd.DataFrame(X, columns=feature_names, copy=False)
+        factors = pd.DataFrame(factors, columns=target_names, copy=False)
+        classes = pd.DataFrame(classes, columns=target_names, copy=False)
+    if return_X_y:
+        return (X, factors, classes) if return_classes else (X, factors)
+    return Bunch(
+        data=X,
+        target=factors,
+        classes=classes,
+        frame=pd.concat([X, factors], axis=1) if as_frame else None,
+        images=images,
+        feature_names=feature_names,
+        target_names=target_names,
+        DESCR=_describe(len(images), height, width, source),
+    )
 
 
 def _inside_sprite(shape, u, v):
@@ -266,13 +329,26 @@ class SpritesSampler:
         return classes
 
 
-def make_sprites(n_samples=None, *, image_size=64, random_state=None, return_classes=False):
+def make_sprites(
+    n_samples=None,
+    *,
+    image_size=64,
+    random_state=None,
+    return_classes=False,
+    return_X_y=True,
+    as_frame=False,
+):
     """Generate binary 2-D sprites with known generative factors.
 
     The procedural twin of dSprites (Matthey et al. 2017) without its constant
     colour: 3 shapes x 6 scales x 40 orientations x 32 x 32 positions, 737,280
     images in all. See :class:`SpritesSampler` for the factor values and the
     rendering. The whole grid at 64 x 64 takes about 2.8 GiB as uint8.
+
+    Like scikit-learn's ``make_classification``, it returns ``(X, factors)`` by
+    default and a :class:`~sklearn.utils.Bunch` with ``return_X_y=False``, in the
+    layout of ``load_digits``: ``data``, ``target``, ``frame``, ``feature_names``,
+    ``target_names``, ``images`` and ``DESCR``, plus the factor ``classes``.
 
     Parameters
     ----------
@@ -286,16 +362,39 @@ def make_sprites(n_samples=None, *, image_size=64, random_state=None, return_cla
     random_state : int, RandomState instance or None, default=None
         Seed of the draws when ``n_samples`` is an integer.
     return_classes : bool, default=False
-        Also return the class index of each factor.
+        Also return the class index of each factor (with ``return_X_y=True``;
+        the Bunch always holds them).
+    return_X_y : bool, default=True
+        Return ``(X, factors)`` (or ``(X, factors, classes)``) rather than a
+        :class:`~sklearn.utils.Bunch`.
+    as_frame : bool, default=False
+        Return pandas DataFrames (needs pandas): ``X`` with columns
+        ``pixel_0_0`` ... (row, column), ``factors`` and ``classes`` with columns
+        ``shape``, ``scale``, ``orientation``, ``posX``, ``posY``. They wrap the
+        arrays without copying them.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, image_size ** 2), dtype uint8
+    X : ndarray or DataFrame of shape (n_samples, image_size ** 2), dtype uint8
         Binary images (0 or 1), flattened row by row.
-    factors : ndarray of shape (n_samples, 5), dtype float64
+    factors : ndarray or DataFrame of shape (n_samples, 5), dtype float64
         Factor values: shape (1, 2, 3), scale, orientation (radians), posX, posY.
-    classes : ndarray of shape (n_samples, 5), dtype int64
+    classes : ndarray or DataFrame of shape (n_samples, 5), dtype int64
         Class index of each factor. Only returned if ``return_classes`` is True.
+    data : :class:`~sklearn.utils.Bunch`
+        Instead of the tuple when ``return_X_y=False``, with attributes:
+
+        - ``data``: ``X`` above (a DataFrame with ``as_frame=True``);
+        - ``target``: ``factors`` above;
+        - ``classes``: the class index of each factor;
+        - ``frame``: with ``as_frame=True``, a DataFrame of ``data`` and
+          ``target`` side by side (a copy: mind the memory of the whole grid);
+          None otherwise;
+        - ``images``: ndarray of shape (n_samples, image_size, image_size),
+          a view of ``data``;
+        - ``feature_names``: ``["pixel_0_0", "pixel_0_1", ...]``;
+        - ``target_names``: the factor names;
+        - ``DESCR``: a description of the data set.
 
     See Also
     --------
@@ -315,6 +414,15 @@ def make_sprites(n_samples=None, *, image_size=64, random_state=None, return_cla
     ((100, 1024), (100, 5))
     >>> X.max()
     np.uint8(1)
+
+    A Bunch of DataFrames with named columns:
+
+    >>> sprites = make_sprites(100, image_size=32, random_state=0,
+    ...                        return_X_y=False, as_frame=True)
+    >>> sprites.target_names
+    ['shape', 'scale', 'orientation', 'posX', 'posY']
+    >>> sprites.frame.shape, sprites.images.shape
+    ((100, 1029), (100, 32, 32))
     """
     sampler = SpritesSampler(image_size=image_size)
     if n_samples is None:
@@ -322,14 +430,20 @@ def make_sprites(n_samples=None, *, image_size=64, random_state=None, return_cla
         classes = classes.astype(np.int64)
     else:
         classes = sampler.sample_classes(n_samples, random_state=random_state)
-    X = sampler.render(classes)
-    factors = sampler.values(classes)
-    if return_classes:
-        return X, factors, classes
-    return X, factors
+    return _sprites_output(
+        sampler.render(classes),
+        sampler.values(classes),
+        classes,
+        image_shape=(sampler.image_size, sampler.image_size),
+        return_X_y=return_X_y,
+        return_classes=return_classes,
+        as_frame=as_frame,
+        caller="make_sprites",
+        source="Procedural sprites on the dSprites factor grid, from make_sprites.",
+    )
 
 
-def load_dsprites(path, *, return_classes=False):
+def load_dsprites(path, *, return_classes=False, return_X_y=True, as_frame=False):
     """Load the original dSprites archive, in the format of :func:`make_sprites`.
 
     Reads ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (keys ``imgs``,
@@ -344,16 +458,24 @@ def load_dsprites(path, *, return_classes=False):
     path : str or path-like
         Path of the ``.npz`` file.
     return_classes : bool, default=False
-        Also return the class index of each factor.
+        Also return the class index of each factor (with ``return_X_y=True``).
+    return_X_y : bool, default=True
+        Return ``(X, factors)`` (or ``(X, factors, classes)``) rather than a
+        :class:`~sklearn.utils.Bunch`, as :func:`make_sprites` does.
+    as_frame : bool, default=False
+        Return pandas DataFrames with named columns, as :func:`make_sprites` does.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, 4096), dtype uint8
+    X : ndarray or DataFrame of shape (n_samples, 4096), dtype uint8
         Binary images, flattened row by row.
-    factors : ndarray of shape (n_samples, 5), dtype float64
+    factors : ndarray or DataFrame of shape (n_samples, 5), dtype float64
         Factor values: shape, scale, orientation, posX, posY.
-    classes : ndarray of shape (n_samples, 5), dtype int64
+    classes : ndarray or DataFrame of shape (n_samples, 5), dtype int64
         Class index of each factor. Only returned if ``return_classes`` is True.
+    data : :class:`~sklearn.utils.Bunch`
+        Instead of the tuple when ``return_X_y=False``: the attributes listed
+        in :func:`make_sprites`.
 
     References
     ----------
@@ -390,8 +512,14 @@ def load_dsprites(path, *, return_classes=False):
             "Expected imgs of shape (n, height, width) and latents of shape (n, 6), got "
             f"{images.shape}, {values.shape} and {classes.shape}."
         )
-    X = images.reshape(len(images), -1).astype(np.uint8, copy=False)
-    factors = values[:, 1:].astype(np.float64)
-    if return_classes:
-        return X, factors, classes[:, 1:].astype(np.int64)
-    return X, factors
+    return _sprites_output(
+        images.reshape(len(images), -1).astype(np.uint8, copy=False),
+        values[:, 1:].astype(np.float64),
+        classes[:, 1:].astype(np.int64),
+        image_shape=images.shape[1:],
+        return_X_y=return_X_y,
+        return_classes=return_classes,
+        as_frame=as_frame,
+        caller="load_dsprites",
+        source=f"The dSprites archive {path} without its constant colour factor.",
+    )

@@ -1,11 +1,13 @@
 """make_sprites, SpritesSampler and load_dsprites."""
 
 import ast
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.utils import Bunch
 
 from sklearn_betavae.datasets import (
     SpritesSampler,
@@ -112,6 +114,55 @@ def test_make_sprites_random_sample_is_reproducible_and_consistent():
     assert make_sprites(0, image_size=16)[0].shape == (0, 256)
 
 
+def test_make_sprites_bunch_holds_arrays_and_names():
+    # return_X_y=False gives load_digits' layout: data, target, images, names, DESCR, classes.
+    X, factors, classes = make_sprites(20, image_size=16, random_state=0, return_classes=True)
+    sprites = make_sprites(20, image_size=16, random_state=0, return_X_y=False)
+    assert isinstance(sprites, Bunch)
+    assert_array_equal(sprites.data, X)
+    assert_array_equal(sprites.target, factors)
+    assert_array_equal(sprites.classes, classes)
+    assert sprites.frame is None
+    assert sprites.images.shape == (20, 16, 16)
+    assert np.shares_memory(sprites.images, sprites.data)
+    assert_array_equal(sprites.images[3], X[3].reshape(16, 16))
+    assert sprites.feature_names[:2] == ["pixel_0_0", "pixel_0_1"]
+    assert sprites.feature_names[16] == "pixel_1_0" and len(sprites.feature_names) == 256
+    assert sprites.target_names == ["shape", "scale", "orientation", "posX", "posY"]
+    assert "16 x 16 pixels" in sprites.DESCR and "posY" in sprites.DESCR
+
+
+def test_make_sprites_as_frame_names_columns_without_copying():
+    # as_frame=True wraps the same values in DataFrames named by pixel and factor.
+    pd = pytest.importorskip("pandas")
+    X, factors, classes = make_sprites(30, image_size=16, random_state=1, return_classes=True)
+    X_df, factors_df, classes_df = make_sprites(
+        30, image_size=16, random_state=1, return_classes=True, as_frame=True
+    )
+    assert isinstance(X_df, pd.DataFrame) and isinstance(factors_df, pd.DataFrame)
+    assert list(X_df.columns[:3]) == ["pixel_0_0", "pixel_0_1", "pixel_0_2"]
+    assert list(factors_df.columns) == ["shape", "scale", "orientation", "posX", "posY"]
+    assert list(classes_df.columns) == list(factors_df.columns)
+    assert_array_equal(X_df.to_numpy(), X)
+    assert_array_equal(factors_df.to_numpy(), factors)
+    assert_array_equal(classes_df.to_numpy(), classes)
+    assert X_df.dtypes.unique().tolist() == [np.uint8]
+    assert classes_df.dtypes.unique().tolist() == [np.int64]
+    sprites = make_sprites(30, image_size=16, random_state=1, return_X_y=False, as_frame=True)
+    assert sprites.frame.shape == (30, 256 + 5)
+    assert list(sprites.frame.columns) == sprites.feature_names + sprites.target_names
+    assert_array_equal(sprites.frame["posX"], factors[:, 3])
+    assert_array_equal(sprites.data.to_numpy(), X)
+
+
+def test_make_sprites_as_frame_without_pandas_names_the_fix(monkeypatch):
+    # Without pandas, as_frame=True raises an ImportError saying what to install.
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match="as_frame=True requires pandas"):
+        make_sprites(5, image_size=16, as_frame=True)
+    assert make_sprites(5, image_size=16)[0].shape == (5, 256)
+
+
 def test_render_into_out_array():
     # render(out=...) overwrites a preallocated array (stale pixels cleared) and returns it.
     sampler = SpritesSampler(image_size=16)
@@ -159,7 +210,7 @@ def _write_dsprites(path, n=20, seed=0):
 
 
 def test_load_dsprites_reads_the_archive_format(tmp_path):
-    # Images flattened, colour column dropped, same format as make_sprites; pickles not loaded.
+    # Images flattened, colour column dropped, same tuple and Bunch as make_sprites; no pickles.
     path = tmp_path / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
     imgs, values, classes = _write_dsprites(path)
     X, factors, factor_classes = load_dsprites(path, return_classes=True)
@@ -170,6 +221,11 @@ def test_load_dsprites_reads_the_archive_format(tmp_path):
     X2, factors2 = load_dsprites(str(path))
     assert_array_equal(X2, X)
     assert_array_equal(factors2, factors)
+    dsprites = load_dsprites(path, return_X_y=False)
+    assert dsprites.images.shape == (20, 64, 64)
+    assert_array_equal(dsprites.data, X)
+    assert_array_equal(dsprites.classes, classes[:, 1:])
+    assert dsprites.target_names == ["shape", "scale", "orientation", "posX", "posY"]
 
 
 def test_load_dsprites_rejects_other_archives(tmp_path):
@@ -195,7 +251,8 @@ def _imported_modules(path):
 
 def test_datasets_and_metrics_import_no_torch_nor_estimators():
     # datasets and metrics depend on numpy, scipy, scikit-learn and the standard library only.
-    allowed_roots = {"numpy", "scipy", "sklearn", "numbers", "warnings", "inspect"}
+    # pandas is imported on demand, for as_frame=True only.
+    allowed_roots = {"numpy", "scipy", "sklearn", "numbers", "warnings", "inspect", "pandas"}
     files = [PACKAGE / "datasets.py", *sorted((PACKAGE / "metrics").glob("*.py"))]
     assert len(files) > 2
     for path in files:

@@ -1,4 +1,4 @@
-"""Figures of sklearn_betavae.plotting and the demo's --figure option."""
+"""Figures of sklearn_betavae.plotting: the Display objects and the plot_* shorthands."""
 
 import importlib
 import re
@@ -14,8 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sklearn_betavae import BetaVAE
-from sklearn_betavae.__main__ import main
 from sklearn_betavae.plotting import (
+    LatentTraversalDisplay,
+    RateDistortionDisplay,
+    ReconstructionDisplay,
+    TrainingHistoryDisplay,
     plot_latent_traversals,
     plot_rate_distortion,
     plot_reconstructions,
@@ -205,36 +208,149 @@ def test_plotting_without_matplotlib_raises_clear_import_error(monkeypatch):
         importlib.import_module("sklearn_betavae.plotting")
 
 
-_TINY_DEMO = ["demo", "--n-components", "2", "--max-epochs", "1", "--verbose", "0"]
+
+def test_latent_traversal_display_stores_what_it_draws(vae, X):
+    # from_estimator stores the decoded sweeps; axes_[i, j] shows decoded[i, j].
+    display = LatentTraversalDisplay.from_estimator(vae, X[2], n_steps=4, image_shape=(8, 8))
+    assert display.decoded.shape == (3, 4, 64)
+    assert_allclose(display.values, np.linspace(-3, 3, 4))
+    assert display.axes_.shape == (3, 4)
+    assert display.figure_ is display.axes_[0, 0].figure
+    assert list(display.figure_.axes) == list(display.axes_.ravel())
+    code = vae.transform(X[2:3])[0]
+    for i, d in enumerate(display.dimensions):
+        assert _row_dimension(display.axes_[i, 0]) == d
+        z = code.copy()
+        z[d] = -3.0
+        assert_allclose(display.decoded[i, 0], vae.inverse_transform(z[None])[0], rtol=1e-6)
+        for j in range(4):
+            assert_allclose(_image(display.axes_[i, j]), display.decoded[i, j].reshape(8, 8))
 
 
-def test_demo_saves_latent_traversals(tmp_path, capsys):
-    # --figure writes a PNG of the traversals after the usual report.
-    path = tmp_path / "traversals.png"
-    assert main([*_TINY_DEMO, "--figure", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "held-out ELBO" in out and "test accuracy" in out
-    assert f"saved to {path}" in out
-    image = matplotlib.image.imread(path)
-    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+def test_latent_traversal_display_from_arrays_without_estimator():
+    # The constructor takes values computed elsewhere; plot draws them, labelled with KL.
+    decoded = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4)
+    display = LatentTraversalDisplay(
+        decoded=decoded, values=[-1.0, 0.0, 1.0], dimensions=[4, 1],
+        kl_per_dim=[0.0, 0.5, 0.0, 0.0, 2.25], image_shape=(2, 2),
+    )
+    assert display.plot(cmap="viridis") is display
+    assert display.axes_.shape == (2, 3)
+    assert_allclose(_image(display.axes_[1, 2]), decoded[1, 2].reshape(2, 2))
+    assert display.axes_[0, 0].get_ylabel() == "z4\nKL 2.25"
+    assert display.axes_[1, 0].get_ylabel() == "z1\nKL 0.50"
+    assert [ax.get_title() for ax in display.axes_[0]] == ["-1.0", "+0.0", "+1.0"]
 
 
-def test_demo_reports_unwritable_figure_path(tmp_path, capsys):
-    # A figure path in a missing directory gives exit status 1 and an error message.
-    path = tmp_path / "missing" / "traversals.png"
-    assert main([*_TINY_DEMO, "--figure", str(path)]) == 1
-    assert "cannot save the figure" in capsys.readouterr().err
-    assert not path.exists()
+def test_grid_display_takes_the_place_of_one_axes(vae, X):
+    # A single subplot passed as ax is replaced by the grid, inside its bounds.
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 4))
+    bounds = right.get_position()
+    display = LatentTraversalDisplay.from_estimator(
+        vae, X[0], dimensions=2, n_steps=3, image_shape=(8, 8), ax=right
+    )
+    assert display.figure_ is fig
+    assert right not in fig.axes and left in fig.axes
+    assert len(fig.axes) == 1 + 2 * 3
+    for ax in display.axes_.ravel():
+        box = ax.get_subplotspec().get_position(fig)
+        assert bounds.x0 - 1e-9 <= box.x0 and box.x1 <= bounds.x1 + 1e-9
 
 
-def test_demo_figure_skipped_without_matplotlib(tmp_path, capsys, monkeypatch):
-    # Without matplotlib the demo still succeeds and says why there is no figure.
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    monkeypatch.delitem(sys.modules, "sklearn_betavae.plotting")
-    path = tmp_path / "traversals.png"
-    assert main([*_TINY_DEMO, "--figure", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "held-out ELBO" in out
-    assert "skipping the figure" in out and "pip install sklearn-betavae[plotting]" in out
-    assert not path.exists()
+def test_grid_display_draws_on_given_axes_and_checks_their_number(vae, X):
+    # An array of exactly n_rows * n_cols axes is used as is; another number is an error.
+    fig, axes = plt.subplots(2, 4)
+    display = ReconstructionDisplay.from_estimator(vae, X, n_images=4, image_shape=(8, 8),
+                                                   ax=axes)
+    assert display.axes_.shape == (2, 4)
+    assert all(a is b for a, b in zip(display.axes_.ravel(), axes.ravel()))
+    assert_allclose(_image(axes[0, 3]), X[3].reshape(8, 8))
+    with pytest.raises(ValueError, match="ax must be None, one Axes or 8 Axes"):
+        ReconstructionDisplay.from_estimator(vae, X, n_images=4, ax=axes[0])
+    free = plt.figure().add_axes((0.1, 0.1, 0.8, 0.8))
+    with pytest.raises(ValueError, match="ax must be a subplot"):
+        ReconstructionDisplay.from_estimator(vae, X, n_images=4, ax=free)
+
+
+def test_reconstruction_display_stores_originals_and_reconstructions(vae, X):
+    # X holds the first n_images samples, X_reconstructed their decoded posterior means.
+    display = ReconstructionDisplay.from_estimator(vae, X, n_images=3, image_shape=(8, 8))
+    assert_allclose(display.X, X[:3])
+    assert_allclose(display.X_reconstructed, vae.inverse_transform(vae.transform(X[:3])))
+    assert display.axes_.shape == (2, 3)
+    with pytest.raises(ValueError, match="same shape"):
+        ReconstructionDisplay(X=X[:3], X_reconstructed=X[:2]).plot()
+
+
+def test_training_history_display_reads_history(vae):
+    # The attributes are the history's columns; the panels draw them against the epochs.
+    display = TrainingHistoryDisplay.from_estimator(vae)
+    assert_allclose(display.epochs, np.arange(1, vae.n_iter_ + 1))
+    assert_allclose(display.loss, vae.history_[:, "train_loss"])
+    assert_allclose(display.rate, vae.history_[:, "train_kl"])
+    assert_allclose(display.distortion, vae.history_[:, "train_reconstruction"])
+    assert display.kl_per_dim.shape == (vae.n_iter_, vae.n_components)
+    assert display.valid_loss is None
+    assert display.axes_.shape == (2, 2)
+    (line,) = display.axes_[0, 1].get_lines()
+    assert_allclose(line.get_ydata(), display.rate)
+
+
+def test_training_history_display_from_arrays_draws_validation_dashed():
+    # Values from elsewhere: train curves solid, validation dashed, one KL line per dimension.
+    epochs = np.arange(1, 4)
+    display = TrainingHistoryDisplay(
+        epochs=epochs, loss=[3.0, 2.0, 1.0], rate=[0.1, 0.2, 0.3], distortion=[2.9, 1.8, 0.7],
+        kl_per_dim=np.ones((3, 5)), valid_loss=[3.5, 2.5, 1.5],
+    ).plot()
+    train, valid = display.axes_[0, 0].get_lines()
+    assert train.get_linestyle() == "-" and valid.get_linestyle() == "--"
+    assert_allclose(valid.get_ydata(), [3.5, 2.5, 1.5])
+    assert len(display.axes_[0, 1].get_lines()) == 1
+    assert len(display.axes_[1, 1].get_lines()) == 5
+
+
+def test_rate_distortion_display_compares_estimators_on_one_axes(X):
+    # One point per from_estimator call at the mean rate and distortion; names in the legend.
+    strong = BetaVAE(n_components=3, hidden_layer_sizes=(32,), beta=8.0, max_epochs=4,
+                     random_state=0).fit(X)
+    weak = BetaVAE(n_components=3, hidden_layer_sizes=(32,), max_epochs=4, random_state=0).fit(X)
+    first = RateDistortionDisplay.from_estimator(weak, X, name="beta=1")
+    second = RateDistortionDisplay.from_estimator(strong, X, name="beta=8", ax=first.ax_)
+    assert second.ax_ is first.ax_ and second.figure_ is first.figure_
+    for display, model in [(first, weak), (second, strong)]:
+        rate, distortion = model.rate_distortion(X)
+        assert_allclose(display.rate, [rate.mean()])
+        assert_allclose(display.distortion, [distortion.mean()])
+        assert_allclose(display.errorbar_.lines[0].get_xydata(), [[rate.mean(), distortion.mean()]])
+        assert display.line_ is None
+    legend = [t.get_text() for t in first.ax_.get_legend().get_texts()]
+    assert legend == ["beta=1", "beta=8"]
+    assert RateDistortionDisplay.from_estimator(weak, X).name == "BetaVAE"
+
+
+def test_rate_distortion_display_from_cv_results_connects_candidates():
+    # from_cv_results negates the reconstruction score and joins the points by rate.
+    cv_results = {
+        "mean_test_rate": np.array([12.0, 3.0]),
+        "mean_test_reconstruction": np.array([-20.0, -31.0]),
+        "params": [{"beta": 1.0}, {"beta": 4.0}],
+    }
+    display = RateDistortionDisplay.from_cv_results(cv_results, connect=True, name="sweep")
+    assert_allclose(display.distortion, [20.0, 31.0])
+    assert display.labels == ["beta=1", "beta=4"]
+    assert_allclose(display.line_.get_xdata(), [3.0, 12.0])
+    assert [t.get_text() for t in display.ax_.get_legend().get_texts()] == ["sweep"]
+
+
+def test_plot_functions_draw_on_a_given_figure(vae, X):
+    # fig= is cleared and reused: the shorthands return it holding only the new axes.
+    fig = plt.figure()
+    fig.add_subplot().plot([0, 1])
+    assert plot_latent_traversals(vae, X[0], n_steps=2, image_shape=(8, 8), fig=fig) is fig
+    assert len(fig.axes) == 3 * 2
+    assert plot_training_history(vae, fig=fig) is fig
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "rate", "distortion",
+                                                    "KL per dimension"]
+    assert plot_reconstructions(vae, X, n_images=2, fig=fig) is fig
+    assert len(fig.axes) == 4
