@@ -6,6 +6,7 @@ Build (as CI does, without running the gallery examples)::
 """
 
 import os
+import re
 import sys
 
 # The package is imported from the checkout, so the docs match the code beside them.
@@ -46,21 +47,26 @@ numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
 
 
-def _skip_foreign_members(app, what, name, obj, skip, options):
-    """Document only what this package defines, not methods inherited from scikit-learn.
+_FOREIGN_ROLE = re.compile(r":(term|ref):`([^`<]*?)\s*(?:<[^`]*>)?`")
 
-    ``get_params``, ``set_output`` ... are documented by scikit-learn, and their
-    docstrings use scikit-learn's own glossary roles, which would not resolve here.
+
+def _plain_foreign_roles(app, what, name, obj, options, lines):
+    """Render scikit-learn's own glossary and label references as plain text.
+
+    Methods inherited from scikit-learn (``fit_transform``, ``set_output``,
+    ``get_feature_names_out``, ``get_params`` ...) are documented on every
+    estimator page, with their docstrings; those point to scikit-learn's glossary
+    (``:term:``) and labels (``:ref:``), which do not exist in these docs.
     """
     func = obj.fget if isinstance(obj, property) else obj
-    module = getattr(func, "__module__", None)
-    if what == "class" and callable(func) and module and not module.startswith("sklearn_betavae"):
-        return True
-    return skip
+    module = getattr(func, "__module__", None) or ""
+    if module.startswith("sklearn_betavae"):
+        return
+    lines[:] = [_FOREIGN_ROLE.sub(lambda m: f"*{m.group(2)}*", line) for line in lines]
 
 
 def setup(app):
-    app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("autodoc-process-docstring", _plain_foreign_roles)
 
 
 # -- myst-parser ----------------------------------------------------------------
