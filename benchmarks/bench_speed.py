@@ -97,7 +97,11 @@ def _package_inference(vae, X):
 
 def _cases(quick):
     X_digits = (load_digits().data / 16.0).astype(np.float64)
-    X_digits = np.tile(X_digits, (1 if quick else 4, 1))
+    # Four copies, each shifted by a little noise: distinct rows, as real data has
+    # (inference places identical rows at one batch position, in different batches).
+    copies = 1 if quick else 4
+    noise = np.random.RandomState(0).uniform(0, 0.01, (copies, *X_digits.shape))
+    X_digits = np.clip(np.concatenate([X_digits + n for n in noise]), 0, 1)
     yield "MLP, load_digits (64 features)", X_digits, None, 64, 2 if quick else 5
     try:
         from sklearn_betavae.datasets import make_sprites

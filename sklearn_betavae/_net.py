@@ -677,20 +677,22 @@ class VAENet(NeuralNet):
         ])
         positions = (content % np.uint64(batch_size)).astype(np.intp)
         outputs, single = None, False
+        # One float32 host buffer, refilled per batch: padding rows stay zero.
+        buffer = np.zeros((batch_size, *X.shape[1:]), dtype=np.float32)
         with torch.inference_mode():
             for rows, slots in _batches_by_position(positions, batch_size):
-                raw = data.take(rows)
-                x = self.to_device(raw)
-                batch = x.new_zeros((batch_size, *x.shape[1:]))
-                slots_on_device = torch.from_numpy(slots).to(x.device)
-                batch[slots_on_device] = x
+                raw = np.asarray(X[rows])
+                buffer[slots] = raw
+                batch = torch.from_numpy(buffer).to(self.device, copy=True)
+                buffer[slots] = 0
                 args = ()
                 if row_seed is not None:
                     keys = np.zeros(batch_size, dtype=np.uint64)
-                    keys[slots] = row_keys(raw.numpy(), row_seed)
+                    keys[slots] = row_keys(raw, row_seed)
                     args = (keys,)
                 out = fn(batch, *args)
                 single = not isinstance(out, tuple)
+                slots_on_device = torch.from_numpy(slots).to(batch.device)
                 parts = [t[slots_on_device].cpu().numpy() for t in ((out,) if single else out)]
                 if outputs is None:
                     outputs = [np.empty((n_samples, *p.shape[1:]), dtype=p.dtype) for p in parts]
