@@ -84,6 +84,20 @@ class DIPVAE(_BaseVAE):
         averaged over the minibatch first. The DIP penalty is unaffected. 0
         disables it.
 
+    supervision_weight : float, default=0.0
+        Weight of the supervised term of Locatello et al. (2020), shared by
+        every model: with ``fit(X, y)``, ``y`` holding known factors of
+        variation (NaN where unknown), code dimension ``k`` is tied to factor
+        ``k`` on the labelled rows. 0 ignores ``y``. See the user guide.
+
+    supervision_loss : {"xent", "l2", "cov"}, default="xent"
+        The supervised term, on the posterior means of labelled rows and the
+        factors rescaled to [0, 1] by their range over the labelled rows:
+        ``"xent"``, the cross-entropy between ``sigmoid(mu_k)`` and factor
+        ``k`` (the paper's default); ``"l2"``, their squared difference;
+        ``"cov"``, the squared covariances of each code dimension with the
+        factors other than its own.
+
     likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
         ``"bernoulli"``: X in [0, 1], the decoder outputs logits (binary
         cross-entropy). ``"gaussian"``: real-valued X, ``N(x | mean(z), I)``
@@ -101,8 +115,22 @@ class DIPVAE(_BaseVAE):
         (four 4x4 stride-2 convolutions with 32, 32, 64, 64 channels, then 256
         units). Height and width must be multiples of 16.
 
+    condition_features : array-like of int or str, or None, default=None
+        Columns of X that are conditions ``c``, not data: indices, or names
+        when X is a DataFrame. The encoder is ``q(z | x, c)`` and the decoder
+        ``p(x | z, c)`` for the other columns ``x`` (with ``image_shape``,
+        the image; the conditions join the dense layers). ``transform``
+        returns the codes followed by the conditions, ``inverse_transform``
+        takes that layout back, and ``sample`` needs ``conditions``.
+
     batch_size : int, default=64
         Minibatch size, also the sample size of the covariance estimate.
+
+    labelled_batch_size : int or None, default=None
+        Labelled rows drawn uniformly with replacement, for the supervised
+        term, with every minibatch (oversampling: every step sees labelled
+        rows however few there are; an epoch is still one pass over X).
+        ``None``: ``batch_size``. Unused without supervision.
 
     learning_rate : float, default=1e-3
         Adam's learning rate.
@@ -149,6 +177,13 @@ class DIPVAE(_BaseVAE):
     ----------
     likelihood_ : str
         The likelihood used, ``"bernoulli"`` or ``"gaussian"``.
+
+    condition_indices_ : ndarray of shape (n_conditions,)
+        Column indices of the conditions in X, in the order of
+        ``condition_features`` (empty without conditions).
+
+    modelled_indices_ : ndarray of shape (n_features_in_ - n_conditions,)
+        Column indices of the modelled (non-condition) columns of X.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -219,10 +254,14 @@ class DIPVAE(_BaseVAE):
         dip_type="ii",
         anneal_steps=0,
         free_bits=0.0,
+        supervision_weight=0.0,
+        supervision_loss="xent",
         likelihood="auto",
         hidden_layer_sizes=None,
         image_shape=None,
+        condition_features=None,
         batch_size=64,
+        labelled_batch_size=None,
         learning_rate=1e-3,
         max_epochs=50,
         early_stopping=False,
@@ -239,10 +278,14 @@ class DIPVAE(_BaseVAE):
             n_components=n_components,
             anneal_steps=anneal_steps,
             free_bits=free_bits,
+            supervision_weight=supervision_weight,
+            supervision_loss=supervision_loss,
             likelihood=likelihood,
             hidden_layer_sizes=hidden_layer_sizes,
             image_shape=image_shape,
+            condition_features=condition_features,
             batch_size=batch_size,
+            labelled_batch_size=labelled_batch_size,
             learning_rate=learning_rate,
             max_epochs=max_epochs,
             early_stopping=early_stopping,

@@ -1,7 +1,8 @@
 """torch ``nn.Module`` building blocks: encoders, decoders and a discriminator.
 
 Only architecture lives here; objectives are in ``_losses`` and the training
-loop in ``_net``.
+loop in ``_net``. Encoders and decoders take optional conditions ``c``, extra
+inputs concatenated to their dense layers: ``q(z | x, c)`` and ``p(x | z, c)``.
 """
 
 import math
@@ -17,6 +18,11 @@ MLP_HIDDEN_LAYER_SIZES = (256, 256)
 _DOWNSAMPLING = 2 ** len(CONV_CHANNELS)
 
 
+def _with_conditions(h, c):
+    """``h`` with the conditions ``c`` (or nothing, for ``None``) concatenated as columns."""
+    return h if c is None else torch.cat([h, c], dim=1)
+
+
 def _mlp(sizes, activation=nn.ReLU):
     """Linear layers of ``sizes`` with ``activation`` between them (not after the last)."""
     layers = []
@@ -30,33 +36,34 @@ def _mlp(sizes, activation=nn.ReLU):
 class MLPEncoder(nn.Module):
     """Fully connected encoder returning the posterior mean and log-variance."""
 
-    def __init__(self, n_features, n_components, hidden_layer_sizes):
+    def __init__(self, n_features, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
-        self.net = _mlp((n_features, *hidden_layer_sizes, 2 * n_components))
+        self.net = _mlp((n_features + n_conditions, *hidden_layer_sizes, 2 * n_components))
 
-    def forward(self, x):
-        mu, logvar = self.net(x).chunk(2, dim=1)
+    def forward(self, x, c=None):
+        mu, logvar = self.net(_with_conditions(x, c)).chunk(2, dim=1)
         return mu, logvar
 
 
 class MLPDecoder(nn.Module):
     """Fully connected decoder returning logits or means of ``p(x | z)``."""
 
-    def __init__(self, n_features, n_components, hidden_layer_sizes):
+    def __init__(self, n_features, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
-        self.net = _mlp((n_components, *reversed(hidden_layer_sizes), n_features))
+        self.net = _mlp((n_components + n_conditions, *reversed(hidden_layer_sizes), n_features))
 
-    def forward(self, z):
-        return self.net(z)
+    def forward(self, z, c=None):
+        return self.net(_with_conditions(z, c))
 
 
 class ConvEncoder(nn.Module):
     """Convolutional encoder of the disentanglement literature.
 
-    ``x`` arrives flattened, ``(batch_size, channels * height * width)``.
+    ``x`` arrives flattened, ``(batch_size, channels * height * width)``;
+    conditions join the flattened feature maps before the dense layers.
     """
 
-    def __init__(self, image_shape, n_components, hidden_layer_sizes):
+    def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
         self.image_shape = tuple(image_shape)
         channels, height, width = self.image_shape
@@ -65,24 +72,24 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         self.conv = nn.Sequential(*layers, nn.Flatten())
         n_flat = CONV_CHANNELS[-1] * (height // _DOWNSAMPLING) * (width // _DOWNSAMPLING)
-        self.dense = _mlp((n_flat, *hidden_layer_sizes, 2 * n_components))
+        self.dense = _mlp((n_flat + n_conditions, *hidden_layer_sizes, 2 * n_components))
 
-    def forward(self, x):
+    def forward(self, x, c=None):
         h = self.conv(x.view(x.shape[0], *self.image_shape))
-        mu, logvar = self.dense(h).chunk(2, dim=1)
+        mu, logvar = self.dense(_with_conditions(h, c)).chunk(2, dim=1)
         return mu, logvar
 
 
 class ConvDecoder(nn.Module):
     """Transposed-convolution decoder mirroring :class:`ConvEncoder`."""
 
-    def __init__(self, image_shape, n_components, hidden_layer_sizes):
+    def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
         channels, height, width = image_shape
         self.grid = (CONV_CHANNELS[-1], height // _DOWNSAMPLING, width // _DOWNSAMPLING)
         n_flat = math.prod(self.grid)
         self.dense = nn.Sequential(
-            _mlp((n_components, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
+            _mlp((n_components + n_conditions, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
         )
         out_channels = (*reversed(CONV_CHANNELS[:-1]), channels)
         layers = []
@@ -92,58 +99,101 @@ class ConvDecoder(nn.Module):
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers, nn.Flatten())
 
-    def forward(self, z):
-        return self.deconv(self.dense(z).view(z.shape[0], *self.grid))
+    def forward(self, z, c=None):
+        return self.deconv(self.dense(_with_conditions(z, c)).view(z.shape[0], *self.grid))
+
+
+def _column_index(columns):
+    """An index of ``columns`` (ints): a slice, a view, when they are contiguous and ascending."""
+    columns = list(columns)
+    if columns == list(range(columns[0], columns[-1] + 1)):
+        return slice(columns[0], columns[-1] + 1)
+    return columns
 
 
 class VAEModule(nn.Module):
-    """An encoder ``x -> (mu, logvar)`` and a decoder ``z -> logits or mean``.
+    """An encoder ``(x, c) -> (mu, logvar)`` and a decoder ``(z, c) -> logits or mean``.
 
-    ``forward`` returns the posterior parameters; sampling and decoding are done
-    by the training net so that their random numbers come from its generator.
+    ``forward`` returns the posterior parameters of full rows; sampling and
+    decoding are done by the training net so that their random numbers come
+    from its generator. With ``condition_columns``, full rows hold data and
+    conditions: :meth:`split` separates them, the encoder sees both
+    (``q(z | x, c)``) and :meth:`decode` takes the conditions too
+    (``p(x | z, c)``).
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+    condition_columns : sequence of int, default=()
+        Columns of a full row that are conditions, not data, in the order the
+        encoder and the decoder take them.
+    n_features : int or None, default=None
+        Number of columns of a full row (needed with ``condition_columns``).
     """
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, encoder, decoder, *, condition_columns=(), n_features=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.condition_columns = tuple(int(i) for i in condition_columns)
+        if self.condition_columns:
+            data = sorted(set(range(n_features)) - set(self.condition_columns))
+            self._data_index = _column_index(data)
+            self._condition_index = _column_index(self.condition_columns)
+
+    def split(self, x):
+        """``(data, conditions)`` columns of full rows; conditions are ``None`` without any."""
+        if not self.condition_columns:
+            return x, None
+        return x[:, self._data_index], x[:, self._condition_index]
 
     def forward(self, x):
-        return self.encoder(x)
+        return self.encoder(*self.split(x))
 
-    def decode(self, z):
-        return self.decoder(z)
+    def encode(self, x, c=None):
+        """Posterior parameters of data columns ``x`` under conditions ``c``."""
+        return self.encoder(x, c)
+
+    def decode(self, z, c=None):
+        """Decoder output (logits or means) for codes ``z`` under conditions ``c``."""
+        return self.decoder(z, c)
 
 
-def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape):
+def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape,
+                     condition_columns=()):
     """Build the :class:`VAEModule` for flat features or, with ``image_shape``, images.
 
     Parameters
     ----------
     n_features : int
-        Number of input features (pixels for images).
+        Number of columns of a full row: data (pixels for images) and conditions.
     n_components : int
         Latent dimension.
     hidden_layer_sizes : tuple of int or None
         Dense hidden layers. ``None`` means ``MLP_HIDDEN_LAYER_SIZES`` for an
         MLP and ``CONV_DENSE_UNITS`` after the convolutional stack.
     image_shape : tuple of int of length 3 or None
-        ``(channels, height, width)``; ``None`` builds an MLP.
+        ``(channels, height, width)`` of the data columns; ``None`` builds an MLP.
+    condition_columns : sequence of int, default=()
+        Columns that are conditions: inputs of the encoder and the decoder,
+        not modelled.
 
     Returns
     -------
     module : VAEModule
     """
+    n_conditions = len(condition_columns)
+    n_data = n_features - n_conditions
     if image_shape is None:
         sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
-        return VAEModule(
-            MLPEncoder(n_features, n_components, sizes),
-            MLPDecoder(n_features, n_components, sizes),
-        )
-    sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
+        encoder = MLPEncoder(n_data, n_components, sizes, n_conditions)
+        decoder = MLPDecoder(n_data, n_components, sizes, n_conditions)
+    else:
+        sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
+        encoder = ConvEncoder(image_shape, n_components, sizes, n_conditions)
+        decoder = ConvDecoder(image_shape, n_components, sizes, n_conditions)
     return VAEModule(
-        ConvEncoder(image_shape, n_components, sizes),
-        ConvDecoder(image_shape, n_components, sizes),
+        encoder, decoder, condition_columns=condition_columns, n_features=n_features
     )
 
 

@@ -49,6 +49,14 @@ def _resolve_image_shape(estimator, image_shape, n_features):
     return shape
 
 
+def _modelled_columns(estimator, rows):
+    """The modelled columns of rows in X's layout: condition columns are not drawn."""
+    modelled = getattr(estimator, "modelled_indices_", None)
+    if modelled is None or len(modelled) == rows.shape[1]:
+        return rows
+    return rows[:, modelled]
+
+
 def _draw(ax, row, image_shape, *, cmap, limits):
     """Draw one sample on ``ax``: an image, or a line over the features.
 
@@ -202,7 +210,7 @@ def plot_latent_traversals(
     codes = np.tile(code, (len(dims) * n_steps, 1))
     for i, d in enumerate(dims):
         codes[i * n_steps : (i + 1) * n_steps, d] = values
-    decoded = np.asarray(estimator.inverse_transform(codes))
+    decoded = _modelled_columns(estimator, np.asarray(estimator.inverse_transform(codes)))
     shape = _resolve_image_shape(estimator, image_shape, decoded.shape[1])
     limits = _limits(decoded)
 
@@ -271,6 +279,7 @@ def plot_reconstructions(estimator, X, *, n_images=8, image_shape=None, cmap="gr
         )
     X = X[:n_images]
     reconstructed = np.asarray(estimator.inverse_transform(estimator.transform(X)))
+    X, reconstructed = _modelled_columns(estimator, X), _modelled_columns(estimator, reconstructed)
     shape = _resolve_image_shape(estimator, image_shape, X.shape[1])
     limits = _limits(X, reconstructed)
 
