@@ -161,7 +161,8 @@ def _condition_indices(condition_features, n_features, feature_names):
                 f"condition_features={features!r} names columns, but X has no column "
                 "names: fit on a DataFrame with string column names or give column indices."
             )
-        position = {name: i for i, name in enumerate([] if feature_names is None else feature_names)}
+        names = [] if feature_names is None else feature_names
+        position = {name: i for i, name in enumerate(names)}
         unknown = [f for f in features if f not in position]
         if unknown:
             raise ValueError(f"condition_features {unknown!r} are not columns of X.")
@@ -214,7 +215,9 @@ def _supervision_targets(y, n_samples, n_components):
     if y.ndim == 1:
         y = y.reshape(-1, 1)
     if len(y) != n_samples:
-        raise ValueError(f"y has {len(y)} rows but X has {n_samples}: one row of factors per row of X.")
+        raise ValueError(
+            f"y has {len(y)} rows but X has {n_samples}: one row of factors per row of X."
+        )
     n_factors = y.shape[1]
     if n_factors > n_components:
         raise ValueError(
@@ -764,7 +767,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         return X
 
     def _check_sample_conditions(self, conditions, n_samples):
-        """``conditions`` of :meth:`sample` as a float64 array of ``n_samples`` rows, or ``None``."""
+        """The ``conditions`` of :meth:`sample` as ``n_samples`` float64 rows, or ``None``."""
         n_conditions = len(self.condition_indices_)
         name = type(self).__name__
         if conditions is None:
@@ -839,7 +842,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         return net
 
     def _objective(self, likelihood, dataset_size):
-        """The model's objective (``_make_objective``) with the supervised term every model shares."""
+        """The model's objective (``_make_objective``) with the supervised term of every model."""
         objective = self._make_objective(likelihood=likelihood, dataset_size=dataset_size)
         objective.supervision_weight = self.supervision_weight
         objective.supervision_loss = self.supervision_loss
@@ -979,7 +982,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self.n_iter_ = len(net.history)
 
     def _resolve_likelihood(self, X, modelled):
-        """``"auto"``: Bernoulli for data (the ``modelled`` columns) in [0, 1], Gaussian otherwise."""
+        """``"auto"``: Bernoulli for data (``modelled`` columns) in [0, 1], else Gaussian."""
         if self.likelihood != "auto":
             _check_bernoulli_range(X, self.likelihood, modelled)
             return self.likelihood
@@ -989,7 +992,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         return "bernoulli" if x_min >= 0 and x_max <= 1 else "gaussian"
 
     def _decode(self, Z, dtype, method):
-        """Decoder means for rows of Z (codes, then conditions), in fixed-size batches, as ``dtype``.
+        """Decoder means for rows of Z (codes, then conditions) in fixed-size batches, as ``dtype``.
 
         With conditions, the result has X's layout: the means in the modelled
         columns, the conditions of Z in theirs.
@@ -998,7 +1001,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         conditional = len(self.condition_indices_) > 0
 
         def mean(z):
-            return decoder_mean(decode(z[:, :k], z[:, k:] if conditional else None), self.likelihood_)
+            decoded = decode(z[:, :k], z[:, k:] if conditional else None)
+            return decoder_mean(decoded, self.likelihood_)
 
         means = _check_finite_output(self.net_.infer_rows(Z, mean), method)
         if not conditional:

@@ -310,8 +310,9 @@ class FactorVAE(_BaseVAE):
         Column indices of the conditions in X, in the order of
         ``condition_features`` (empty without conditions).
 
-    modelled_indices_ : ndarray of shape (n_features_in_ - n_conditions,)
-        Column indices of the modelled (non-condition) columns of X.
+    modelled_indices_ : ndarray of shape (n_modelled,)
+        Column indices of the modelled (non-condition) columns of X, in
+        increasing order (``n_modelled = n_features_in_ - n_conditions``).
 
     n_features_in_ : int
         Number of features seen during fit.

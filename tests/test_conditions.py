@@ -1,4 +1,4 @@
-"""Conditions (``condition_features``): columns of X given to the encoder and decoder, not modelled."""
+"""Conditions (``condition_features``): columns of X the encoder and decoder see, not modelled."""
 
 import pickle
 
@@ -191,7 +191,8 @@ def test_elbo_counts_only_the_modelled_columns(digits):
         x = torch.from_numpy(Xc)
         mu, logvar = module.encoder(x[:, :64], x[:, 64:])
         eps = keyed_standard_normal(row_keys(Xc, vae._score_seed), 8 * 3).reshape(40, 8, 3)
-        z = mu.double().unsqueeze(1) + torch.exp(0.5 * logvar.double()).unsqueeze(1) * torch.from_numpy(eps)
+        sd = torch.exp(0.5 * logvar.double()).unsqueeze(1)
+        z = mu.double().unsqueeze(1) + sd * torch.from_numpy(eps)
         decoded = module.decoder(z.float().reshape(-1, 3), x[:, 64:].repeat_interleave(8, 0))
     expected = 0.5 * ((Xc[:, :64].repeat(8, 0) - decoded.double().numpy()) ** 2).sum(1)
     expected = expected.reshape(40, 8).mean(1) + 0.5 * 64 * np.log(2 * np.pi)
