@@ -2,7 +2,9 @@
 
 A concrete estimator adds its hyperparameters and one method,
 ``_make_objective``, returning the :class:`~sklearn_betavae._net.VAEObjective`
-that holds its regulariser.
+that holds its regulariser. Conditions (``condition_features``) and the
+supervised term (``supervision_weight``) are shared by every model and live here,
+in the data path and in :class:`~sklearn_betavae._net.VAEObjective`.
 """
 
 import copy
@@ -24,10 +26,15 @@ from sklearn.base import (
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils._set_output import ADAPTERS_MANAGER, _get_output_config
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._losses import decoder_mean, gaussian_kl_per_dim, reconstruction_log_likelihood
-from ._modules import VAEModule, build_decoder, build_encoder, build_module
+from ._modules import ConditionedModule, VAEModule, build_decoder, build_encoder, build_module
 from ._net import ArrayDataset, HoldoutSplit, VAENet
 from ._parallel import limit_torch_threads_to_dask_worker
 from ._random import keyed_standard_normal
@@ -203,17 +210,118 @@ def _check_module_output(module, in_features, expected, name):
         )
 
 
-def _check_bernoulli_range(X, likelihood):
-    """Bernoulli likelihoods need X in [0, 1]: say so instead of training on nonsense."""
+def _value_range(X, columns):
+    """``(min, max)`` of the ``columns`` of X (all of them without a copy, else column-wise)."""
+    if len(columns) == X.shape[1]:
+        return X.min(), X.max()
+    return X.min(axis=0)[columns].min(), X.max(axis=0)[columns].max()
+
+
+def _check_bernoulli_range(X, likelihood, columns):
+    """Bernoulli likelihoods need X in [0, 1]: say so instead of training on nonsense.
+
+    Only the modelled ``columns`` count: conditions may take any value.
+    """
     if likelihood not in _UNIT_INTERVAL_LIKELIHOODS or X.dtype == np.bool_:
         return
-    x_min, x_max = X.min(), X.max()
+    x_min, x_max = _value_range(X, columns)
     if x_min < 0 or x_max > 1:
+        which = "X" if len(columns) == X.shape[1] else "the modelled (non-condition) columns of X"
         raise ValueError(
-            f"likelihood={likelihood!r} needs X in [0, 1], but X has values in "
+            f"likelihood={likelihood!r} needs X in [0, 1], but {which} has values in "
             f"[{x_min}, {x_max}]. Scale X (e.g. MinMaxScaler, or divide uint8 images by "
             "255) or use likelihood='gaussian'."
         )
+
+
+def _condition_indices(condition_features, n_features, feature_names):
+    """Column indices of ``condition_features``: ints, or names of a DataFrame's columns."""
+    features = [] if condition_features is None else list(condition_features)
+    if all(isinstance(f, str) for f in features):
+        if features and feature_names is None:
+            raise ValueError(
+                f"condition_features={features!r} names columns, but X has no column "
+                "names: fit on a DataFrame with string column names or give column indices."
+            )
+        names = [] if feature_names is None else feature_names
+        position = {name: i for i, name in enumerate(names)}
+        unknown = [f for f in features if f not in position]
+        if unknown:
+            raise ValueError(f"condition_features {unknown!r} are not columns of X.")
+        indices = [position[f] for f in features]
+    elif all(isinstance(f, Integral) and not isinstance(f, bool) for f in features):
+        outside = [f for f in features if not 0 <= f < n_features]
+        if outside:
+            raise ValueError(
+                f"condition_features {outside!r} are not column indices of X, which has "
+                f"{n_features} features (indices 0 to {n_features - 1})."
+            )
+        indices = [int(f) for f in features]
+    else:
+        raise ValueError(
+            "condition_features must hold column indices (ints) or, when X is a "
+            f"DataFrame, column names (strings); got {condition_features!r}."
+        )
+    duplicated = sorted({f for f in features if features.count(f) > 1}, key=str)
+    if duplicated:
+        raise ValueError(f"condition_features lists {duplicated!r} more than once.")
+    if len(indices) >= n_features:
+        raise ValueError(
+            f"condition_features names all {n_features} columns of X: at least one "
+            "column must be modelled."
+        )
+    return np.asarray(indices, dtype=np.intp)
+
+
+def _supervision_targets(y, n_samples, n_components):
+    """Factors ``y`` for the supervised term, rescaled to [0, 1] by their labelled range.
+
+    ``(y - min) / (max - min)`` per factor, min and max over its known
+    values; NaN (unknown) stays NaN. A 1-D ``y`` is one factor. Returns
+    float32 targets of shape ``(n_samples, n_factors)``.
+    """
+    if y is None:
+        raise ValueError(
+            "supervision_weight > 0 ties code dimensions to known factors of variation: "
+            "pass them as y in fit(X, y), shape (n_samples, n_factors), NaN for "
+            "unlabelled rows."
+        )
+    kind = np.asarray(y).dtype.kind
+    if kind not in "biuf":
+        raise ValueError(
+            "y must hold numeric factor values (NaN for unlabelled rows), got an array "
+            f"of dtype {np.asarray(y).dtype}."
+        )
+    y = check_array(y, dtype=np.float64, ensure_2d=False, ensure_all_finite="allow-nan",
+                    input_name="y")
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if len(y) != n_samples:
+        raise ValueError(
+            f"y has {len(y)} rows but X has {n_samples}: one row of factors per row of X."
+        )
+    n_factors = y.shape[1]
+    if n_factors > n_components:
+        raise ValueError(
+            f"y has {n_factors} factors but the model has n_components={n_components}: "
+            "each factor is tied to a code dimension of its own, so n_factors <= n_components."
+        )
+    known = ~np.isnan(y)
+    if not known.any():
+        raise ValueError(
+            "y has no labelled row (every value is NaN): the supervised term needs some "
+            "known factor values; set supervision_weight=0 to train without them."
+        )
+    for k in range(n_factors):
+        values = y[known[:, k], k]
+        if values.size == 0 or values.min() == values.max():
+            raise ValueError(
+                f"Factor {k} of y is {'never known' if values.size == 0 else 'constant'} "
+                "on the labelled rows: it cannot be rescaled to [0, 1] and tied to a code "
+                "dimension."
+            )
+    low = np.nanmin(y, axis=0)
+    return ((y - low) / (np.nanmax(y, axis=0) - low)).astype(np.float32)
 
 
 def _check_float32_range(X):
@@ -280,13 +388,17 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "image_shape": ["array-like", None],
         "encoder": [callable, None],
         "decoder": [callable, None],
+        "condition_features": ["array-like", None],
         "likelihood": [StrOptions({"auto", "bernoulli", "continuous_bernoulli", "gaussian"})],
         "anneal_steps": [
             Interval(Integral, 0, None, closed="left"),
             Interval(RealNotInt, 0, 1, closed="neither"),
         ],
         "free_bits": [Interval(Real, 0, None, closed="left")],
+        "supervision_weight": [Interval(Real, 0, None, closed="left")],
+        "supervision_loss": [StrOptions({"xent", "l2", "cov"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "labelled_batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(_OPTIMIZERS)), callable],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -313,6 +425,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         "image_shape",
         "encoder",
         "decoder",
+        "condition_features",
         "likelihood",
         "device",
         "precision",
@@ -328,12 +441,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         *,
         anneal_steps=0,
         free_bits=0.0,
+        supervision_weight=0.0,
+        supervision_loss="xent",
         likelihood="auto",
         hidden_layer_sizes=None,
         image_shape=None,
         encoder=None,
         decoder=None,
+        condition_features=None,
         batch_size=64,
+        labelled_batch_size=None,
         learning_rate=1e-3,
         optimizer="adam",
         weight_decay=0.0,
@@ -353,12 +470,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self.n_components = n_components
         self.anneal_steps = anneal_steps
         self.free_bits = free_bits
+        self.supervision_weight = supervision_weight
+        self.supervision_loss = supervision_loss
         self.likelihood = likelihood
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
         self.encoder = encoder
         self.decoder = decoder
+        self.condition_features = condition_features
         self.batch_size = batch_size
+        self.labelled_batch_size = labelled_batch_size
         self.learning_rate = learning_rate
         self.optimizer = optimizer
         self.weight_decay = weight_decay
@@ -400,8 +521,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             Training data: float64, float32, uint8 or bool arrays are used as
             they are (uint8 and bool are cast to float32 per batch, never as a
             whole); ``numpy.memmap`` inputs are read batch by batch.
-        y : Ignored
-            Not used, present for API consistency by convention.
+        y : array-like of shape (n_samples, n_factors) or (n_samples,), default=None
+            Known factors of variation, NaN where unknown (a row of NaN is an
+            unlabelled row; a 1-D ``y`` is one factor), used only when
+            ``supervision_weight > 0``: code dimension ``k`` is then tied to
+            factor ``k`` on the labelled rows. Ignored otherwise, so that
+            disentanglement scorers can receive the factors as ``y``.
 
         Returns
         -------
@@ -411,9 +536,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         with _fitted_state_kept_on_failure(self):
             continuing = self.warm_start and self.__sklearn_is_fitted__()
             X = self._validate_training_data(X, reset=not continuing)
+            targets = None
+            if self.supervision_weight > 0:
+                targets = _supervision_targets(y, X.shape[0], self.n_components)
             n_train = self._n_train(X)
             self.n_samples_seen_ = n_train
-            self._fit(X, epochs=self.max_epochs, continuing=continuing, dataset_size=n_train)
+            self._fit(
+                X, epochs=self.max_epochs, continuing=continuing, dataset_size=n_train,
+                targets=targets,
+            )
         self._warn_if_collapsed()
         return self
 
@@ -444,6 +575,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self : object
             The estimator, trained for one more epoch.
         """
+        if self.supervision_weight > 0:
+            raise ValueError(
+                "partial_fit does not train the supervised term (supervision_weight > 0): "
+                "it rescales the factors by their range over all labelled rows and draws "
+                "labelled rows from the whole training set. Use fit, with warm_start=True "
+                "to continue training."
+            )
         if dataset_size is not None and (
             isinstance(dataset_size, bool) or not isinstance(dataset_size, Integral)
             or dataset_size < 1
@@ -474,14 +612,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_components)
-            Posterior means; float32 for float32 X, float64 otherwise.
+        Z : ndarray of shape (n_samples, n_components + n_conditions)
+            Posterior means, followed by the condition columns of X as they
+            are (none without ``condition_features``); float32 for float32 X,
+            float64 otherwise.
         """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
         _check_float32_range(X)
-        mu = self.net_.infer_rows(X, lambda x: self.net_.encode(x)[0])
-        return _check_finite_output(mu, "transform").astype(_output_dtype(X.dtype), copy=False)
+        net = self.net_
+        mu = net.infer_rows(X, lambda x: net.encode(*net.module_.split(x))[0])
+        Z = _check_finite_output(mu, "transform").astype(_output_dtype(X.dtype), copy=False)
+        if not len(self.condition_indices_):
+            return Z
+        return np.hstack([Z, X[:, self.condition_indices_].astype(Z.dtype)])
 
     def kl_per_dim(self, X):
         """KL divergence of each posterior dimension from the prior, in nats.
@@ -514,24 +658,34 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     def inverse_transform(self, X):
         """Decode latent codes to the mean of ``p(x | z)`` in input space.
 
+        With ``condition_features``, X has the layout of :meth:`transform`'s
+        output, the codes followed by the conditions, and each row is decoded
+        under its own conditions: changing the condition columns of
+        ``transform(X)`` before inverting it renders the same codes (the
+        "style") under other conditions.
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
-            Latent codes, e.g. the output of :meth:`transform`.
+        X : array-like of shape (n_samples, n_components + n_conditions)
+            Latent codes, then the condition columns if any, e.g. the output
+            of :meth:`transform`.
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
             Decoder means: probabilities for a Bernoulli likelihood, means for
             the continuous Bernoulli and Gaussian ones; float32 for float32
-            input, float64 otherwise.
+            input, float64 otherwise. Condition columns hold the given
+            conditions, in their original place.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=(np.float64, np.float32), input_name="X")
-        if Z.shape[1] != self.n_components:
+        n_conditions = len(self.condition_indices_)
+        if Z.shape[1] != self.n_components + n_conditions:
+            conditions = f" and {n_conditions} condition columns" if n_conditions else ""
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
-                f"is expecting {self.n_components} latent components as input."
+                f"is expecting {self.n_components} latent components{conditions} as input."
             )
         _check_float32_range(Z)
         X_original = self._decode(Z, dtype=_output_dtype(Z.dtype), method="inverse_transform")
@@ -549,7 +703,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             return np.asarray(self.feature_names_in_, dtype=object)
         return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, conditions=None):
         """Generate samples: draw ``z ~ N(0, I)`` and decode it.
 
         Parameters
@@ -558,25 +712,35 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             Number of samples to generate.
         random_state : int, RandomState instance or None, default=None
             Seeds the prior draws (the global torch RNG is not touched).
+        conditions : array-like of shape (n_samples, n_conditions) or (n_conditions,), default=None
+            The conditions to decode under, in the order of
+            ``condition_indices_``; one row is used for every sample.
+            Required by a model fitted with ``condition_features``, refused
+            by one fitted without.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-            Decoder means of the drawn codes (probabilities for Bernoulli).
+            Decoder means of the drawn codes (probabilities for Bernoulli),
+            with the conditions in their columns.
         """
         check_is_fitted(self)
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        conditions = self._check_sample_conditions(conditions, n_samples)
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
         generator = torch.Generator().manual_seed(int(seed))
         Z = torch.randn(n_samples, self.n_components, generator=generator).numpy()
+        if conditions is not None:
+            Z = np.hstack([Z.astype(np.float64), conditions])
         return self._decode(Z, dtype=self._sample_dtype, method="sample")
 
     def rate_distortion(self, X):
         """Per-sample rate and distortion in nats, the two terms of the ELBO.
 
         ``rate = KL(q(z|x) || N(0, I))`` (closed form) and
-        ``distortion = -E_q(z|x)[log p(x|z)]``, estimated with 8
+        ``distortion = -E_q(z|x)[log p(x|z)]`` (of the modelled columns:
+        conditions are given, not modelled), estimated with 8
         reparameterised samples per x. Each row gets its own noise, a function
         of the row's values and of the fit (see
         :func:`~sklearn_betavae._random.keyed_standard_normal`): the result is
@@ -600,16 +764,19 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
         _check_float32_range(X)
-        _check_bernoulli_range(X, self.likelihood_)
+        _check_bernoulli_range(X, self.likelihood_, self.modelled_indices_)
         net, n_draws, n_components = self.net_, _N_SCORE_SAMPLES, self.n_components
 
         def rate_and_distortion(x, keys):
-            mu, logvar = net.encode(x)
+            x, c = net.module_.split(x)
+            mu, logvar = net.encode(x, c)
             eps = keyed_standard_normal(keys, n_draws * n_components).astype(np.float32)
             eps = torch.from_numpy(eps).to(x.device).view(-1, n_draws, n_components)
             z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+            if c is not None:
+                c = c.repeat_interleave(n_draws, dim=0)
             # Reductions in float64: per-sample sums must not depend on the batch layout.
-            decoded = net.decode(z.reshape(-1, n_components)).double()
+            decoded = net.decode(z.reshape(-1, n_components), c).double()
             x_rep = x.double().repeat_interleave(n_draws, dim=0)
             log_px = reconstruction_log_likelihood(x_rep, decoded, self.likelihood_)
             rate = gaussian_kl_per_dim(mu.double(), logvar.double()).sum(1)
@@ -658,6 +825,30 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         return float(np.mean(self.score_samples(X)))
 
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of :meth:`transform`'s output.
+
+        ``<classname>0, ..., <classname>{n_components - 1}`` for the codes,
+        then the names of the condition columns (from ``feature_names_in_``,
+        else ``x<index>``).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; only checked against ``feature_names_in_``
+            and used for the condition columns.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            Names of the output columns.
+        """
+        names = super().get_feature_names_out(input_features)
+        if not len(self.condition_indices_):
+            return names
+        inputs = _check_feature_names_in(self, input_features)
+        return np.concatenate([names, np.asarray(inputs, dtype=object)[self.condition_indices_]])
+
     @property
     def history_(self):
         """skorch ``History`` of the training: one row per epoch.
@@ -665,10 +856,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         Per epoch: ``train_loss``, ``train_reconstruction`` (distortion,
         ``-E[log p(x|z)]``), ``train_kl`` (rate), ``train_kl_per_dim``,
         ``train_mi``, ``train_tc``, ``train_dwkl`` (the KL split of Chen et al.
-        2018), the model's own terms, ``beta`` (the weight in force at the end
-        of the epoch), the same with ``valid_`` when early stopping holds out
-        data, and per batch the same under ``"batches"``. Index it like
-        ``history_[:, "train_kl"]``.
+        2018), the model's own terms, ``train_supervised`` (the supervised
+        term, unweighted, when ``supervision_weight > 0``), ``beta`` (the
+        weight in force at the end of the epoch), the same with ``valid_``
+        when early stopping holds out data (the validation loss has no
+        supervised term), and per batch the same under ``"batches"``. Index
+        it like ``history_[:, "train_kl"]``.
         """
         return self.net_.history
 
@@ -692,7 +885,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """The :class:`~sklearn_betavae._net.VAEObjective` of this model.
 
         ``common`` holds what every objective takes: ``likelihood``,
-        ``dataset_size``, ``anneal_steps`` (in steps) and ``free_bits``.
+        ``dataset_size``, ``anneal_steps`` (in steps), ``free_bits`` and the
+        supervised term's ``supervision_weight`` and ``supervision_loss``.
         """
 
     def _objective(self, likelihood, dataset_size):
@@ -707,6 +901,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             dataset_size=dataset_size,
             anneal_steps=int(anneal_steps),
             free_bits=self.free_bits,
+            supervision_weight=self.supervision_weight,
+            supervision_loss=self.supervision_loss,
         )
 
     def __sklearn_is_fitted__(self):
@@ -718,6 +914,41 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         _check_float32_range(X)
         _check_callbacks(self.callbacks)
         return X
+
+    def _check_sample_conditions(self, conditions, n_samples):
+        """The ``conditions`` of :meth:`sample` as ``n_samples`` float64 rows, or ``None``."""
+        n_conditions = len(self.condition_indices_)
+        name = type(self).__name__
+        if conditions is None:
+            if n_conditions:
+                raise ValueError(
+                    f"This {name} was fitted with {n_conditions} condition columns "
+                    f"(condition_indices_={self.condition_indices_.tolist()}): pass the "
+                    "conditions to sample under, sample(n_samples, conditions=...)."
+                )
+            return None
+        if not n_conditions:
+            raise ValueError(
+                f"conditions were given, but this {name} was fitted without "
+                "condition_features: it has nothing to condition on."
+            )
+        conditions = check_array(conditions, dtype=np.float64, ensure_2d=False,
+                                 input_name="conditions")
+        if conditions.ndim == 1:
+            conditions = conditions.reshape(1, -1)
+        if conditions.shape[1] != n_conditions:
+            raise ValueError(
+                f"conditions has {conditions.shape[1]} columns, but this {name} has "
+                f"{n_conditions} condition columns."
+            )
+        if len(conditions) == 1:
+            return np.repeat(conditions, n_samples, axis=0)
+        if len(conditions) != n_samples:
+            raise ValueError(
+                f"conditions has {len(conditions)} rows: give one row (used for every "
+                f"sample) or n_samples={n_samples} rows."
+            )
+        return conditions
 
     def _n_train(self, X):
         """Number of training rows of X (early stopping holds some out)."""
@@ -733,7 +964,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             for name in self._architecture_params
         }
 
-    def _make_net(self, n_features, likelihood, dataset_size, seed):
+    def _make_net(self, n_features, likelihood, dataset_size, seed, conditions):
         """Build and initialise the skorch net, its weights drawn from ``seed`` alone.
 
         The modules are built on the meta device and initialised from a
@@ -741,11 +972,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         torch's global RNG is neither used nor advanced, so other threads can
         neither disturb the initialisation nor be disturbed by it (custom
         modules with layers of other kinds fall back to a seeded global RNG).
+        ``conditions`` are the column indices of the conditions.
         """
         device = _resolve_device(self.device)
         convolutional = self.image_shape is not None
         precision = _resolve_precision(self.precision, device, convolutional)
-        module = self._build_module(n_features, torch.Generator().manual_seed(seed))
+        module = self._build_module(n_features, conditions, torch.Generator().manual_seed(seed))
         if convolutional and _CHANNELS_LAST[precision]:
             module = module.to(memory_format=torch.channels_last)
         objective = self._objective(likelihood, dataset_size)
@@ -756,15 +988,21 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         net.initialize()
         return net
 
-    def _build_module(self, n_features, generator):
-        """The encoder and decoder (built-in or the user's), initialised from ``generator``."""
-        image_shape = _image_shape(self.image_shape, n_features)
+    def _build_module(self, n_features, conditions, generator):
+        """The encoder and decoder (built-in or the user's), initialised from ``generator``.
+
+        With conditions, built-in networks take them beside their dense layers and
+        custom modules as more input columns (:class:`~sklearn_betavae._modules.ConditionedModule`).
+        """
+        n_conditions = len(conditions)
+        n_data = n_features - n_conditions
+        image_shape = _image_shape(self.image_shape, n_data)
         hidden = self.hidden_layer_sizes
         if hidden is not None:
             hidden = _check_layer_sizes(hidden, "hidden_layer_sizes")
-        built_in = (n_features, self.n_components, hidden, image_shape)
-        sizes = {"encoder": (n_features, 2 * self.n_components),
-                 "decoder": (self.n_components, n_features)}
+        built_in = (n_data, self.n_components, hidden, image_shape, n_conditions)
+        sizes = {"encoder": (n_data + n_conditions, 2 * self.n_components),
+                 "decoder": (self.n_components + n_conditions, n_data)}
         parts = {}
         for name, make_built_in in (("encoder", build_encoder), ("decoder", build_decoder)):
             factory = _check_module_factory(getattr(self, name), name)
@@ -772,11 +1010,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                 parts[name] = build_module(lambda make=make_built_in: make(*built_in), generator)
             else:
                 in_features, out_features = sizes[name]
-                parts[name] = build_module(
+                custom = build_module(
                     lambda f=factory, i=in_features, o=out_features: f(i, o), generator
                 )
-                _check_module_output(parts[name], in_features, out_features, name)
-        return VAEModule(parts["encoder"], parts["decoder"])
+                _check_module_output(custom, in_features, out_features, name)
+                parts[name] = ConditionedModule(custom)
+        return VAEModule(
+            parts["encoder"], parts["decoder"],
+            condition_columns=[int(i) for i in conditions], n_features=n_features,
+        )
 
     def _build_net(self, module, objective, device, seed, generator, **net_params):
         """The skorch net around ``module``; ``net_params`` are extra arguments of ``_net_class``.
@@ -837,6 +1079,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             ),
             "callbacks": callbacks,
             "verbose": self.verbose,
+            # Labelled rows per batch for the supervised term (the paper's: as many as unlabelled).
+            "labelled_batch_size": (
+                0 if self.supervision_weight == 0
+                else self.labelled_batch_size or self.batch_size
+            ),
         }
 
     def _continue_with_current_params(self, net, seed):
@@ -863,34 +1110,40 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             group["weight_decay"] = self.weight_decay
         net.initialize_callbacks()
 
-    def _fit(self, X, epochs, continuing, dataset_size):
+    def _fit(self, X, epochs, continuing, dataset_size, targets=None):
         """Train on validated X for ``epochs`` epochs, new or continuing.
 
-        The fitted attributes are set once training has ended (or diverged,
-        keeping the last finite step), never half-way.
+        ``targets`` are the rescaled factors of the supervised term (``None``
+        without supervision). The fitted attributes are set once training has
+        ended (or diverged, keeping the last finite step), never half-way.
         """
         limit_torch_threads_to_dask_worker()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        conditions = _condition_indices(
+            self.condition_features, X.shape[1], getattr(self, "feature_names_in_", None)
+        )
+        modelled = np.setdiff1d(np.arange(X.shape[1]), conditions)
         if continuing:
             likelihood = self.likelihood_
-            _check_bernoulli_range(X, likelihood)
+            _check_bernoulli_range(X, likelihood, modelled)
             net = self.net_
             self._continue_with_current_params(net, seed)
             # The objective holds no state: rebuild it so that hyperparameters changed
             # with set_params (beta, free_bits, ...) apply to the continued training.
             net.criterion_ = self._objective(likelihood, dataset_size)
         else:
-            likelihood = self._resolve_likelihood(X)
-            net = self._make_net(X.shape[1], likelihood, dataset_size, seed)
+            likelihood = self._resolve_likelihood(X, modelled)
+            net = self._make_net(X.shape[1], likelihood, dataset_size, seed, conditions)
 
         net.seed_generators(seed)
+        fitted = (net, conditions, modelled, likelihood, seed, continuing)
         try:
-            net.partial_fit(ArrayDataset(X), epochs=epochs)
+            net.partial_fit(ArrayDataset(X, targets=targets), epochs=epochs)
         except TrainingDivergedError:
             # The parameters are those of the last finite step: keep them usable.
-            self._set_fitted(net, X, likelihood, seed, continuing)
+            self._set_fitted(X, *fitted)
             raise
-        self._set_fitted(net, X, likelihood, seed, continuing)
+        self._set_fitted(X, *fitted)
         if net.interrupted_:
             warnings.warn(
                 f"Training was interrupted after {self.n_iter_} completed epochs "
@@ -921,11 +1174,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             stacklevel=4,  # the caller of fit (through scikit-learn's _fit_context)
         )
 
-    def _set_fitted(self, net, X, likelihood, seed, continuing):
+    def _set_fitted(self, X, net, conditions, modelled, likelihood, seed, continuing):
         """Set the fitted attributes of a trained ``net``."""
         if not continuing:
             self.precision_ = net.precision
             self.likelihood_ = likelihood
+            self.condition_indices_ = conditions
+            self.modelled_indices_ = modelled
             self._score_seed = seed
             self._sample_dtype = _output_dtype(X.dtype)
             self._n_features_out = self.n_components
@@ -933,20 +1188,36 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self.net_ = net
         self.n_iter_ = len(net.history)
 
-    def _resolve_likelihood(self, X):
-        """``"auto"``: Bernoulli for data in [0, 1], Gaussian otherwise."""
+    def _resolve_likelihood(self, X, modelled):
+        """``"auto"``: Bernoulli for data (``modelled`` columns) in [0, 1], else Gaussian."""
         if self.likelihood != "auto":
-            _check_bernoulli_range(X, self.likelihood)
+            _check_bernoulli_range(X, self.likelihood, modelled)
             return self.likelihood
-        if X.dtype == np.bool_ or (X.min() >= 0 and X.max() <= 1):
+        if X.dtype == np.bool_:
             return "bernoulli"
-        return "gaussian"
+        x_min, x_max = _value_range(X, modelled)
+        return "bernoulli" if x_min >= 0 and x_max <= 1 else "gaussian"
 
     def _decode(self, Z, dtype, method):
-        """Decoder means for codes Z, in fixed-size batches, as ``dtype``."""
-        decode = self.net_.decode
-        means = self.net_.infer_rows(Z, lambda z: decoder_mean(decode(z), self.likelihood_))
-        return _check_finite_output(means, method).astype(dtype, copy=False)
+        """Decoder means for rows of Z (codes, then conditions) in fixed-size batches, as ``dtype``.
+
+        With conditions, the result has X's layout: the means in the modelled
+        columns, the conditions of Z in theirs.
+        """
+        decode, k = self.net_.decode, self.n_components
+        conditional = len(self.condition_indices_) > 0
+
+        def mean(z):
+            decoded = decode(z[:, :k], z[:, k:] if conditional else None)
+            return decoder_mean(decoded, self.likelihood_)
+
+        means = _check_finite_output(self.net_.infer_rows(Z, mean), method)
+        if not conditional:
+            return means.astype(dtype, copy=False)
+        X = np.empty((len(Z), self.n_features_in_), dtype=dtype)
+        X[:, self.modelled_indices_] = means
+        X[:, self.condition_indices_] = Z[:, k:]
+        return X
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -27,10 +27,28 @@ class _FactorVAEObjective(VAEObjective):
         self.gamma = gamma
 
     def forward(
-        self, x, mu, logvar, z, decoded, discriminator_logits, step, diagnose=False, generator=None
+        self,
+        x,
+        mu,
+        logvar,
+        z,
+        decoded,
+        discriminator_logits,
+        step,
+        diagnose=False,
+        generator=None,
+        supervision=None,
     ):
         loss, logs = super().forward(
-            x, mu, logvar, z, decoded, step, diagnose=diagnose, generator=generator
+            x,
+            mu,
+            logvar,
+            z,
+            decoded,
+            step,
+            diagnose=diagnose,
+            generator=generator,
+            supervision=supervision,
         )
         gamma = self.annealed(self.gamma, step)
         tc = discriminator_tc(discriminator_logits)
@@ -208,6 +226,20 @@ class FactorVAE(_BaseVAE):
         eq. 15), applied to the KL term: ``sum_j max(lambda, KL_j)`` with
         ``KL_j`` averaged over the minibatch first. 0 disables it.
 
+    supervision_weight : float, default=0.0
+        Weight of the supervised term of Locatello et al. (2020), shared by
+        every model: with ``fit(X, y)``, ``y`` holding known factors of
+        variation (NaN where unknown), code dimension ``k`` is tied to factor
+        ``k`` on the labelled rows. 0 ignores ``y``. See the user guide.
+
+    supervision_loss : {"xent", "l2", "cov"}, default="xent"
+        The supervised term, on the posterior means of labelled rows and the
+        factors rescaled to [0, 1] by their range over the labelled rows:
+        ``"xent"``, the cross-entropy between ``sigmoid(mu_k)`` and factor
+        ``k`` (the paper's default); ``"l2"``, their squared difference;
+        ``"cov"``, the squared covariances of each code dimension with the
+        factors other than its own.
+
     likelihood : {"auto", "bernoulli", "continuous_bernoulli", "gaussian"}, default="auto"
         ``"bernoulli"``: X in [0, 1], the decoder outputs logits (binary
         cross-entropy; a probability for binary X, not a density for grey
@@ -232,20 +264,36 @@ class FactorVAE(_BaseVAE):
         A custom encoder: called as ``encoder(in_features, out_features)``
         at each fit (a class such as ``torch.nn.Linear`` or a factory
         function), it must return a new ``torch.nn.Module`` mapping a float32
-        batch of shape ``(batch_size, in_features)`` (the flat rows of X) to
-        ``(batch_size, out_features)`` with ``out_features = 2 *
-        n_components`` (means, then log-variances), or to a pair ``(mu,
-        logvar)``. ``None``: the built-in MLP or convolutional encoder. Use a
-        class or a module-level function so that the estimator pickles.
+        batch of shape ``(batch_size, in_features)`` (the flat rows of X, the
+        condition columns last) to ``(batch_size, out_features)`` with
+        ``out_features = 2 * n_components`` (means, then log-variances), or
+        to a pair ``(mu, logvar)``. ``None``: the built-in MLP or
+        convolutional encoder. Use a class or a module-level function so that
+        the estimator pickles.
 
     decoder : class or callable or None, default=None
         A custom decoder, called as ``decoder(in_features, out_features)``
-        with ``in_features = n_components`` and ``out_features`` the number
-        of features of X; its module maps codes to logits (Bernoulli
+        with ``in_features = n_components`` (plus the number of condition
+        columns, appended to the codes) and ``out_features`` the number of
+        modelled features of X; its module maps codes to logits (Bernoulli
         likelihoods) or means (Gaussian). ``None``: the built-in decoder.
+
+    condition_features : array-like of int or str, or None, default=None
+        Columns of X that are conditions ``c``, not data: indices, or names
+        when X is a DataFrame. The encoder is ``q(z | x, c)`` and the decoder
+        ``p(x | z, c)`` for the other columns ``x`` (with ``image_shape``,
+        the image; the conditions join the dense layers). ``transform``
+        returns the codes followed by the conditions, ``inverse_transform``
+        takes that layout back, and ``sample`` needs ``conditions``.
 
     batch_size : int, default=64
         Minibatch size (of the VAE and of the discriminator).
+
+    labelled_batch_size : int or None, default=None
+        Labelled rows drawn uniformly with replacement, for the supervised
+        term, with every minibatch (oversampling: every step sees labelled
+        rows however few there are; an epoch is still one pass over X).
+        ``None``: ``batch_size``. Unused without supervision.
 
     learning_rate : float, default=1e-3
         The optimizer's learning rate for the encoder and decoder.
@@ -320,6 +368,14 @@ class FactorVAE(_BaseVAE):
     likelihood_ : str
         The likelihood used: ``"bernoulli"``, ``"continuous_bernoulli"`` or
         ``"gaussian"``.
+
+    condition_indices_ : ndarray of shape (n_conditions,)
+        Column indices of the conditions in X, in the order of
+        ``condition_features`` (empty without conditions).
+
+    modelled_indices_ : ndarray of shape (n_modelled,)
+        Column indices of the modelled (non-condition) columns of X, in
+        increasing order (``n_modelled = n_features_in_ - n_conditions``).
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -404,12 +460,16 @@ class FactorVAE(_BaseVAE):
         discriminator_learning_rate=1e-4,
         anneal_steps=0,
         free_bits=0.0,
+        supervision_weight=0.0,
+        supervision_loss="xent",
         likelihood="auto",
         hidden_layer_sizes=None,
         image_shape=None,
         encoder=None,
         decoder=None,
+        condition_features=None,
         batch_size=64,
+        labelled_batch_size=None,
         learning_rate=1e-3,
         optimizer="adam",
         weight_decay=0.0,
@@ -430,12 +490,16 @@ class FactorVAE(_BaseVAE):
             n_components=n_components,
             anneal_steps=anneal_steps,
             free_bits=free_bits,
+            supervision_weight=supervision_weight,
+            supervision_loss=supervision_loss,
             likelihood=likelihood,
             hidden_layer_sizes=hidden_layer_sizes,
             image_shape=image_shape,
             encoder=encoder,
             decoder=decoder,
+            condition_features=condition_features,
             batch_size=batch_size,
+            labelled_batch_size=labelled_batch_size,
             learning_rate=learning_rate,
             optimizer=optimizer,
             weight_decay=weight_decay,

@@ -152,6 +152,62 @@ def free_bits_kl(kl_per_dim, free_bits):
     return torch.clamp(kl_per_dim.mean(0), min=free_bits).sum()
 
 
+def supervised_loss(means, targets, loss="xent"):
+    r"""Supervised term tying the first code dimensions to known factors of variation.
+
+    Locatello et al. (2020), Sec. 3 (``methods/semi_supervised`` of
+    disentanglement_lib): on labelled rows, the posterior means
+    :math:`\mu(x)` are compared with the factors :math:`y`, rescaled to
+    [0, 1], code dimension ``k`` with factor ``k``:
+
+    - ``"xent"``: :math:`\sum_k \mathrm{BCE}(\sigma(\mu_k), y_k)`, the
+      cross-entropy between the sigmoid of the code and the factor (the
+      paper's default; its minimum is the entropy of :math:`y_k`, not 0);
+    - ``"l2"``: :math:`\sum_k (\sigma(\mu_k) - y_k)^2` (disentanglement_lib's
+      ``l2`` with ``learn_scale=False``);
+    - ``"cov"``: :math:`\sum_{j \ne k} \mathrm{Cov}(\mu_j, y_k)^2` over
+      every code dimension ``j`` and factor ``k``, the batch covariance (1 / n)
+      of codes and factors pushed to be diagonal: each factor may vary with
+      its own code dimension only.
+
+    ``"xent"`` and ``"l2"`` are averaged over the rows and summed over the
+    factors, like the reconstruction term (disentanglement_lib sums over the
+    rows too, so its weight ``gamma_sup`` is this one divided by the number
+    of labelled rows per batch). A NaN target is a factor not known for that
+    row: it adds nothing, and ``"cov"`` computes each covariance over the
+    rows where the factor is known.
+
+    Parameters
+    ----------
+    means : torch.Tensor of shape (n_rows, n_components)
+        Posterior means of the labelled rows.
+    targets : torch.Tensor of shape (n_rows, n_factors)
+        Factors rescaled to [0, 1], NaN where unknown; ``n_factors <= n_components``.
+    loss : {"xent", "l2", "cov"}, default="xent"
+        Which term, see above.
+
+    Returns
+    -------
+    loss : torch.Tensor of shape ()
+    """
+    known = ~torch.isnan(targets)
+    y = torch.where(known, targets, torch.zeros_like(targets))
+    if loss == "cov":
+        weights = known.to(means.dtype)
+        counts = weights.sum(0).clamp(min=1)
+        # Centring y over its known rows makes any centring of the means exact.
+        centred_y = (y - y.sum(0) / counts) * weights
+        cov = (means - means.mean(0)).T @ centred_y / counts
+        diagonal = torch.diagonal(cov)
+        return cov.pow(2).sum() - diagonal.pow(2).sum()
+    code = means[:, : targets.shape[1]]
+    if loss == "xent":
+        per_factor = F.binary_cross_entropy_with_logits(code, y, reduction="none")
+    else:
+        per_factor = (torch.sigmoid(code) - y).pow(2)
+    return (per_factor * known).sum() / means.shape[0]
+
+
 def gaussian_log_density(z, mu, logvar):
     """Elementwise ``log N(z; mu, exp(logvar))``, with the ``log(2 pi)`` constant.
 

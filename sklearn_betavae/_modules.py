@@ -1,7 +1,8 @@
 """torch ``nn.Module`` building blocks: encoders, decoders and a discriminator.
 
 Only architecture lives here; objectives are in ``_losses`` and the training
-loop in ``_net``.
+loop in ``_net``. Encoders and decoders take optional conditions ``c``, extra
+inputs concatenated to their dense layers: ``q(z | x, c)`` and ``p(x | z, c)``.
 """
 
 import math
@@ -21,6 +22,11 @@ MLP_HIDDEN_LAYER_SIZES = (256, 256)
 _DOWNSAMPLING = 2 ** len(CONV_CHANNELS)
 
 
+def _with_conditions(h, c):
+    """``h`` with the conditions ``c`` (or nothing, for ``None``) concatenated as columns."""
+    return h if c is None else torch.cat([h, c], dim=1)
+
+
 def _mlp(sizes, activation=nn.ReLU):
     """Linear layers of ``sizes`` with ``activation`` between them (not after the last)."""
     layers = []
@@ -34,33 +40,34 @@ def _mlp(sizes, activation=nn.ReLU):
 class MLPEncoder(nn.Module):
     """Fully connected encoder returning the posterior mean and log-variance."""
 
-    def __init__(self, n_features, n_components, hidden_layer_sizes):
+    def __init__(self, n_features, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
-        self.net = _mlp((n_features, *hidden_layer_sizes, 2 * n_components))
+        self.net = _mlp((n_features + n_conditions, *hidden_layer_sizes, 2 * n_components))
 
-    def forward(self, x):
-        mu, logvar = self.net(x).chunk(2, dim=1)
+    def forward(self, x, c=None):
+        mu, logvar = self.net(_with_conditions(x, c)).chunk(2, dim=1)
         return mu, logvar
 
 
 class MLPDecoder(nn.Module):
     """Fully connected decoder returning logits or means of ``p(x | z)``."""
 
-    def __init__(self, n_features, n_components, hidden_layer_sizes):
+    def __init__(self, n_features, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
-        self.net = _mlp((n_components, *reversed(hidden_layer_sizes), n_features))
+        self.net = _mlp((n_components + n_conditions, *reversed(hidden_layer_sizes), n_features))
 
-    def forward(self, z):
-        return self.net(z)
+    def forward(self, z, c=None):
+        return self.net(_with_conditions(z, c))
 
 
 class ConvEncoder(nn.Module):
     """Convolutional encoder of the disentanglement literature.
 
-    ``x`` arrives flattened, ``(batch_size, channels * height * width)``.
+    ``x`` arrives flattened, ``(batch_size, channels * height * width)``;
+    conditions join the flattened feature maps before the dense layers.
     """
 
-    def __init__(self, image_shape, n_components, hidden_layer_sizes):
+    def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
         self.image_shape = tuple(image_shape)
         channels, height, width = self.image_shape
@@ -69,26 +76,26 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         self.conv = nn.Sequential(*layers, nn.Flatten())
         n_flat = CONV_CHANNELS[-1] * (height // _DOWNSAMPLING) * (width // _DOWNSAMPLING)
-        self.dense = _mlp((n_flat, *hidden_layer_sizes, 2 * n_components))
+        self.dense = _mlp((n_flat + n_conditions, *hidden_layer_sizes, 2 * n_components))
 
-    def forward(self, x):
+    def forward(self, x, c=None):
         images = x.view(x.shape[0], *self.image_shape)
         if self.conv[0].weight.is_contiguous(memory_format=torch.channels_last):
             images = images.contiguous(memory_format=torch.channels_last)
-        mu, logvar = self.dense(self.conv(images)).chunk(2, dim=1)
+        mu, logvar = self.dense(_with_conditions(self.conv(images), c)).chunk(2, dim=1)
         return mu, logvar
 
 
 class ConvDecoder(nn.Module):
     """Transposed-convolution decoder mirroring :class:`ConvEncoder`."""
 
-    def __init__(self, image_shape, n_components, hidden_layer_sizes):
+    def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
         channels, height, width = image_shape
         self.grid = (CONV_CHANNELS[-1], height // _DOWNSAMPLING, width // _DOWNSAMPLING)
         n_flat = math.prod(self.grid)
         self.dense = nn.Sequential(
-            _mlp((n_components, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
+            _mlp((n_components + n_conditions, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
         )
         out_channels = (*reversed(CONV_CHANNELS[:-1]), channels)
         layers = []
@@ -98,80 +105,142 @@ class ConvDecoder(nn.Module):
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers, nn.Flatten())
 
-    def forward(self, z):
-        grid = self.dense(z).view(z.shape[0], *self.grid)
+    def forward(self, z, c=None):
+        grid = self.dense(_with_conditions(z, c)).view(z.shape[0], *self.grid)
         if self.deconv[0].weight.is_contiguous(memory_format=torch.channels_last):
             grid = grid.contiguous(memory_format=torch.channels_last)
         return self.deconv(grid)
 
 
-class VAEModule(nn.Module):
-    """An encoder ``x -> (mu, logvar)`` and a decoder ``z -> logits or mean``.
+class ConditionedModule(nn.Module):
+    """A module of one input (a custom encoder or decoder) given conditions as more columns.
 
-    ``forward`` returns the posterior parameters; sampling and decoding are done
-    by the training net so that their random numbers come from its generator.
-    The encoder may return the pair ``(mu, logvar)`` or one tensor of
-    ``2 * n_components`` columns, means first (custom encoders).
+    ``forward(x, c)`` is ``module(x)``, or ``module(cat([x, c], 1))`` with conditions.
     """
 
-    def __init__(self, encoder, decoder):
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x, c=None):
+        return self.module(_with_conditions(x, c))
+
+
+def _column_index(columns):
+    """An index of ``columns`` (ints): a slice, a view, when they are contiguous and ascending."""
+    columns = list(columns)
+    if columns == list(range(columns[0], columns[-1] + 1)):
+        return slice(columns[0], columns[-1] + 1)
+    return columns
+
+
+class VAEModule(nn.Module):
+    """An encoder ``(x, c) -> (mu, logvar)`` and a decoder ``(z, c) -> logits or mean``.
+
+    ``forward`` returns the posterior parameters of full rows; sampling and
+    decoding are done by the training net so that their random numbers come
+    from its generator. With ``condition_columns``, full rows hold data and
+    conditions: :meth:`split` separates them, the encoder sees both
+    (``q(z | x, c)``) and :meth:`decode` takes the conditions too
+    (``p(x | z, c)``). The encoder may return the pair ``(mu, logvar)`` or one
+    tensor of ``2 * n_components`` columns, means first (custom encoders).
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+        Called as ``encoder(x, c)`` and ``decoder(z, c)`` (``c`` is ``None``
+        without conditions).
+    condition_columns : sequence of int, default=()
+        Columns of a full row that are conditions, not data, in the order the
+        encoder and the decoder take them.
+    n_features : int or None, default=None
+        Number of columns of a full row (needed with ``condition_columns``).
+    """
+
+    def __init__(self, encoder, decoder, *, condition_columns=(), n_features=None):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.condition_columns = tuple(int(i) for i in condition_columns)
+        if self.condition_columns:
+            data = sorted(set(range(n_features)) - set(self.condition_columns))
+            self._data_index = _column_index(data)
+            self._condition_index = _column_index(self.condition_columns)
+
+    def split(self, x):
+        """``(data, conditions)`` columns of full rows; conditions are ``None`` without any."""
+        if not self.condition_columns:
+            return x, None
+        return x[:, self._data_index], x[:, self._condition_index]
 
     def forward(self, x):
-        out = self.encoder(x)
+        return self.encode(*self.split(x))
+
+    def encode(self, x, c=None):
+        """Posterior parameters ``(mu, logvar)`` of data columns ``x`` under conditions ``c``."""
+        out = self.encoder(x, c)
         if isinstance(out, (tuple, list)):
             return tuple(out)
         return tuple(out.chunk(2, dim=1))
 
-    def decode(self, z):
-        return self.decoder(z)
+    def decode(self, z, c=None):
+        """Decoder output (logits or means) for codes ``z`` under conditions ``c``."""
+        return self.decoder(z, c)
 
 
-def build_encoder(n_features, n_components, hidden_layer_sizes, image_shape):
+def build_encoder(n_features, n_components, hidden_layer_sizes, image_shape, n_conditions=0):
     """The built-in encoder: an MLP, or with ``image_shape`` the convolutional one.
 
-    ``hidden_layer_sizes=None`` means ``MLP_HIDDEN_LAYER_SIZES`` for an MLP and
-    ``CONV_DENSE_UNITS`` after the convolutional stack.
+    ``n_features`` counts the data columns, ``n_conditions`` the condition
+    columns it also takes. ``hidden_layer_sizes=None`` means
+    ``MLP_HIDDEN_LAYER_SIZES`` for an MLP and ``CONV_DENSE_UNITS`` after the
+    convolutional stack.
     """
     if image_shape is None:
         sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
-        return MLPEncoder(n_features, n_components, sizes)
+        return MLPEncoder(n_features, n_components, sizes, n_conditions)
     sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
-    return ConvEncoder(image_shape, n_components, sizes)
+    return ConvEncoder(image_shape, n_components, sizes, n_conditions)
 
 
-def build_decoder(n_features, n_components, hidden_layer_sizes, image_shape):
+def build_decoder(n_features, n_components, hidden_layer_sizes, image_shape, n_conditions=0):
     """The built-in decoder mirroring :func:`build_encoder`."""
     if image_shape is None:
         sizes = MLP_HIDDEN_LAYER_SIZES if hidden_layer_sizes is None else hidden_layer_sizes
-        return MLPDecoder(n_features, n_components, sizes)
+        return MLPDecoder(n_features, n_components, sizes, n_conditions)
     sizes = CONV_DENSE_UNITS if hidden_layer_sizes is None else hidden_layer_sizes
-    return ConvDecoder(image_shape, n_components, sizes)
+    return ConvDecoder(image_shape, n_components, sizes, n_conditions)
 
 
-def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape):
+def build_vae_module(n_features, n_components, hidden_layer_sizes, image_shape,
+                     condition_columns=()):
     """Build the :class:`VAEModule` for flat features or, with ``image_shape``, images.
 
     Parameters
     ----------
     n_features : int
-        Number of input features (pixels for images).
+        Number of columns of a full row: data (pixels for images) and conditions.
     n_components : int
         Latent dimension.
     hidden_layer_sizes : tuple of int or None
         Dense hidden layers. ``None`` means ``MLP_HIDDEN_LAYER_SIZES`` for an
         MLP and ``CONV_DENSE_UNITS`` after the convolutional stack.
     image_shape : tuple of int of length 3 or None
-        ``(channels, height, width)``; ``None`` builds an MLP.
+        ``(channels, height, width)`` of the data columns; ``None`` builds an MLP.
+    condition_columns : sequence of int, default=()
+        Columns that are conditions: inputs of the encoder and the decoder,
+        not modelled.
 
     Returns
     -------
     module : VAEModule
     """
-    args = (n_features, n_components, hidden_layer_sizes, image_shape)
-    return VAEModule(build_encoder(*args), build_decoder(*args))
+    n_conditions = len(condition_columns)
+    args = (n_features - n_conditions, n_components, hidden_layer_sizes, image_shape, n_conditions)
+    return VAEModule(
+        build_encoder(*args), build_decoder(*args),
+        condition_columns=condition_columns, n_features=n_features,
+    )
 
 
 class _LeakyReLU(nn.LeakyReLU):

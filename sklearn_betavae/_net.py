@@ -5,7 +5,9 @@ adds what a VAE needs on top of it:
 
 - a batch-level data path (:class:`ArrayDataset`, :class:`BatchIterator`): one
   fancy-indexing per batch and the cast to float32 on the device, so a large
-  ``uint8`` or ``numpy.memmap`` X is never copied whole;
+  ``uint8`` or ``numpy.memmap`` X is never copied whole; rows travel whole
+  (condition columns included, the module splits them) and, for the
+  supervised term, each training batch brings labelled rows and their targets;
 - :class:`VAEObjective`, the base of the training objectives: reconstruction
   plus a regulariser each estimator supplies, returning ``(loss, logs)``;
 - :class:`VAENet`, whose ``infer`` draws the reparameterised sample from its own
@@ -30,6 +32,7 @@ from ._losses import (
     gaussian_kl_per_dim,
     kl_decomposition,
     reconstruction_log_likelihood,
+    supervised_loss,
 )
 from ._random import row_keys
 from ._schedules import linear_ramp
@@ -83,11 +86,15 @@ class ArrayDataset(torch.utils.data.Dataset):
         Kept by reference: never copied or cast as a whole.
     indices : ndarray of int or None
         Rows of ``X`` that make up this dataset; ``None`` means all of them.
+    targets : ndarray of shape (n_samples, n_factors) or None, default=None
+        float32 targets of the supervised term for the rows of ``X`` (NaN
+        where a factor is unknown), indexed like ``X``.
     """
 
-    def __init__(self, X, indices=None):
+    def __init__(self, X, indices=None, targets=None):
         self.X = X
         self.indices = indices
+        self.targets = targets
 
     def __len__(self):
         return len(self.X) if self.indices is None else len(self.indices)
@@ -101,26 +108,47 @@ class ArrayDataset(torch.utils.data.Dataset):
         The dtype is left as it is (uint8 stays uint8): the cast to float32
         happens on the device, per batch.
         """
-        rows = positions if self.indices is None else self.indices[positions]
-        block = np.asarray(self.X[rows])
+        block = np.asarray(self.X[self._rows(positions)])
         if not (block.flags.writeable and block.flags.c_contiguous):
             # Slices of read-only arrays or memmaps: torch needs its own memory.
             block = np.array(block, order="C")
         return torch.from_numpy(block)
 
+    def take_targets(self, positions):
+        """Targets of the rows at ``positions``, as a float32 torch tensor."""
+        return torch.from_numpy(np.ascontiguousarray(self.targets[self._rows(positions)]))
+
+    def labelled_positions(self):
+        """Positions of the rows with at least one known target (none without targets)."""
+        if self.targets is None:
+            return np.empty(0, dtype=np.intp)
+        known = ~np.isnan(self.targets[self._rows(slice(None))]).all(axis=1)
+        return np.flatnonzero(known)
+
     def subset(self, positions):
-        """A dataset of the rows at ``positions`` of this one, sharing ``X``."""
+        """A dataset of the rows at ``positions`` of this one, sharing ``X`` and the targets."""
         positions = np.asarray(positions)
         return ArrayDataset(
-            self.X, positions if self.indices is None else self.indices[positions]
+            self.X, self._rows(positions), targets=self.targets
         )
+
+    def _rows(self, positions):
+        """Rows of ``X`` at ``positions`` of this dataset."""
+        return positions if self.indices is None else self.indices[positions]
 
 
 class BatchIterator:
     """Minibatches of an :class:`ArrayDataset`, one array indexing per batch.
 
     Replaces ``torch.utils.data.DataLoader``, whose per-sample ``__getitem__``
-    and collation dominate the step time of small models.
+    and collation dominate the step time of small models. Yields
+    ``(rows, labelled)``: ``labelled`` is ``None``, or, with
+    ``labelled_batch_size``, ``(rows, targets)`` of that many labelled rows
+    drawn uniformly with replacement from the dataset's labelled rows, anew
+    for every batch: oversampling, so that every batch carries labelled rows
+    however few there are (as in Locatello et al. 2020, whose batches pair
+    unlabelled with labelled observations). The batches of ``rows`` still
+    cover the dataset once per epoch, labelled rows included.
 
     Parameters
     ----------
@@ -129,14 +157,24 @@ class BatchIterator:
     shuffle : bool, default=False
         Draw a new permutation each epoch from ``generator``.
     generator : torch.Generator or None
-        Source of the permutation (CPU generator).
+        Source of the permutation and of the labelled draws (CPU generator).
+    labelled_batch_size : int, default=0
+        Labelled rows drawn per batch; 0 for none.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, generator=None):
+    def __init__(self, dataset, batch_size, shuffle=False, generator=None, labelled_batch_size=0):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
+        self.labelled_batch_size = labelled_batch_size
+        self._labelled = dataset.labelled_positions() if labelled_batch_size else None
+        if labelled_batch_size and not len(self._labelled):
+            raise ValueError(
+                "No labelled row is left to train the supervised term on (all of them "
+                "were held out for early stopping?): label more rows or set "
+                "early_stopping=False."
+            )
 
     def __len__(self):
         return math.ceil(len(self.dataset) / self.batch_size)
@@ -151,7 +189,17 @@ class BatchIterator:
                 positions = np.sort(order[start : start + self.batch_size])
             else:
                 positions = slice(start, start + self.batch_size)
-            yield self.dataset.take(positions), None
+            yield self.dataset.take(positions), self._labelled_batch()
+
+    def _labelled_batch(self):
+        """``(rows, targets)`` of ``labelled_batch_size`` labelled rows, or ``None``."""
+        if not self.labelled_batch_size:
+            return None
+        draw = torch.randint(
+            len(self._labelled), (self.labelled_batch_size,), generator=self.generator
+        ).numpy()
+        positions = np.sort(self._labelled[draw])  # sorted reads, as for the batches
+        return self.dataset.take(positions), self.dataset.take_targets(positions)
 
 
 class HoldoutSplit:
@@ -292,6 +340,11 @@ class VAEObjective(nn.Module):
     of each epoch (it costs O(B^2 D)), so that all models can be compared on
     one scale.
 
+    Every model shares one more term: given ``supervision``, the posterior
+    means and targets of labelled rows, ``supervision_weight`` times
+    :func:`~sklearn_betavae._losses.supervised_loss` (Locatello et al.
+    2020), logged as ``"supervised"`` (unweighted).
+
     Parameters
     ----------
     likelihood : {"bernoulli", "continuous_bernoulli", "gaussian"}
@@ -301,25 +354,46 @@ class VAEObjective(nn.Module):
         Length of the linear warm-up of the regulariser's main weight.
     free_bits : float
         ``lambda`` of :func:`~sklearn_betavae._losses.free_bits_kl`, in nats.
+    supervision_weight : float, default=0.0
+        Weight of the supervised term.
+    supervision_loss : {"xent", "l2", "cov"}, default="xent"
+        The supervised term's variant.
     """
 
     #: logs holding one value per latent dimension (not printed by PrintLog)
     vector_logs = ("kl_per_dim",)
 
-    def __init__(self, *, likelihood, dataset_size, anneal_steps=0, free_bits=0.0):
+    def __init__(
+        self,
+        *,
+        likelihood,
+        dataset_size,
+        anneal_steps=0,
+        free_bits=0.0,
+        supervision_weight=0.0,
+        supervision_loss="xent",
+    ):
         super().__init__()
         self.likelihood = likelihood
         self.dataset_size = dataset_size
         self.anneal_steps = anneal_steps
         self.free_bits = free_bits
+        self.supervision_weight = supervision_weight
+        self.supervision_loss = supervision_loss
 
-    def forward(self, x, mu, logvar, z, decoded, step, diagnose=False, generator=None):
+    def forward(
+        self, x, mu, logvar, z, decoded, step, diagnose=False, generator=None, supervision=None
+    ):
         kl_per_dim = gaussian_kl_per_dim(mu, logvar)
         reconstruction = -reconstruction_log_likelihood(x, decoded, self.likelihood).mean()
         penalty, logs = self.regularizer(
             mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step, generator=generator
         )
         loss = reconstruction + penalty
+        if supervision is not None:
+            supervised = supervised_loss(*supervision, loss=self.supervision_loss)
+            loss = loss + self.supervision_weight * supervised
+            logs = {**logs, "supervised": supervised.detach()}
         logs = {
             "loss": loss.detach(),
             "reconstruction": reconstruction.detach(),
@@ -360,20 +434,34 @@ class VAENet(NeuralNet):
 
     ``criterion`` is a :class:`VAEObjective` instance. ``infer`` returns
     ``(x, mu, logvar, z, decoded)`` with ``z`` reparameterised from the net's
-    own noise generator; ``get_loss`` evaluates the objective at the current
-    optimisation step and keeps its terms; ``train_step`` backpropagates,
+    own noise generator (``x`` the data columns of the rows, without their
+    conditions); ``get_loss`` evaluates the objective at the current
+    optimisation step, with the posterior means of the batch's labelled rows
+    when it carries some (``labelled_batch_size``), and keeps its terms;
+    ``train_step`` backpropagates,
     then records the terms and checks the loss and the gradients for
     finiteness in one device sync, before the optimizer steps;
     ``on_epoch_end`` averages the terms (weighted by batch size) into
     per-epoch history entries ``train_<term>`` / ``valid_<term>``, plus
     ``beta``, the weight in force. :meth:`infer_rows` runs the module for
     inference, in fixed-size batches.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Those of :class:`skorch.NeuralNet`.
+    labelled_batch_size : int, default=0
+        Labelled rows drawn for the supervised term with each training batch
+        (see :class:`BatchIterator`); 0 for none.
     """
 
-    def __init__(self, *args, clip_grad_norm=None, precision="fp32", **kwargs):
+    def __init__(
+        self, *args, clip_grad_norm=None, precision="fp32", labelled_batch_size=0, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.clip_grad_norm = clip_grad_norm
         self.precision = precision
+        self.labelled_batch_size = labelled_batch_size
 
     @property
     def _default_callbacks(self):
@@ -416,7 +504,11 @@ class VAENet(NeuralNet):
     def get_iterator(self, dataset, training=False):
         if training:
             return BatchIterator(
-                dataset, self.batch_size, shuffle=True, generator=self._shuffle_generator
+                dataset,
+                self.batch_size,
+                shuffle=True,
+                generator=self._shuffle_generator,
+                labelled_batch_size=self.labelled_batch_size,
             )
         return BatchIterator(dataset, self.batch_size)
 
@@ -439,26 +531,26 @@ class VAENet(NeuralNet):
             device_type=torch.device(self.device).type, dtype=AUTOCAST_DTYPES[self.precision]
         )
 
-    def encode(self, x):
-        """Posterior parameters ``(mu, logvar)`` of a float32 batch, in float32."""
+    def encode(self, x, c=None):
+        """Posterior parameters ``(mu, logvar)`` of data columns ``x`` (conditions ``c``), in float32."""
         with self.autocast():
-            mu, logvar = self.module_(x)
+            mu, logvar = self.module_.encode(x, c)
         return mu.float(), logvar.float()
 
-    def decode(self, z):
-        """Decoder output (logits or means) of codes ``z``, in float32."""
+    def decode(self, z, c=None):
+        """Decoder output (logits or means) of codes ``z`` (conditions ``c``), in float32."""
         with self.autocast():
-            decoded = self.module_.decode(z)
+            decoded = self.module_.decode(z, c)
         return decoded.float()
 
     def infer(self, x, **fit_params):
-        x = self.to_device(x)
-        mu, logvar = self.encode(x)
+        x, c = self.module_.split(self.to_device(x))
+        mu, logvar = self.encode(x, c)
         eps = torch.randn(
             mu.shape, generator=self._noise_generator, device=mu.device, dtype=mu.dtype
         )
         z = mu + torch.exp(0.5 * logvar) * eps
-        return x, mu, logvar, z, self.decode(z)
+        return x, mu, logvar, z, self.decode(z, c)
 
     def backward(self, loss, grad_scaler):
         """``loss.backward()``, through ``grad_scaler`` when there is one (fp16)."""
@@ -507,7 +599,11 @@ class VAENet(NeuralNet):
         diagnose = prefix in self._diagnose
         self._diagnose.discard(prefix)
         loss, logs = self.criterion_(
-            *y_pred, step=self.n_steps_, diagnose=diagnose, generator=self._noise_generator
+            *y_pred,
+            step=self.n_steps_,
+            diagnose=diagnose,
+            generator=self._noise_generator,
+            supervision=self._supervision(y_true),
         )
         if training:
             # Recorded after backward, with the gradient check, in one device sync.
@@ -515,6 +611,14 @@ class VAENet(NeuralNet):
         else:
             self.record_logs(logs, prefix="valid")
         return loss
+
+    def _supervision(self, labelled):
+        """``(means, targets)`` of a batch's labelled rows, or ``None`` when it has none."""
+        if labelled is None:
+            return None
+        rows, targets = labelled
+        means, _ = self.encode(*self.module_.split(self.to_device(rows)))
+        return means, to_tensor(targets, device=self.device)
 
     def train_step(self, batch, **fit_params):
         step = self.vae_step(batch, **fit_params)

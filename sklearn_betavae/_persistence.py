@@ -182,6 +182,14 @@ def _likelihood(value):
     return value
 
 
+def _indices(value):
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+    ):
+        raise ValueError("expected a list of column indices")
+    return np.asarray(value, dtype=np.intp)
+
+
 def _precision(value):
     options = BetaVAE._parameter_constraints["precision"][0].options - {"auto"}
     if value not in options:
@@ -211,6 +219,8 @@ _FITTED_ATTRIBUTES = {
     "feature_names_in_": (lambda names: names.tolist(), _feature_names),
     "likelihood_": (str, _likelihood),
     "precision_": (str, _precision),
+    "condition_indices_": (lambda v: [int(i) for i in v], _indices),
+    "modelled_indices_": (lambda v: [int(i) for i in v], _indices),
     "n_iter_": (int, _count),
     "n_samples_seen_": (int, _count),
     "_score_seed": (int, _count),
@@ -404,6 +414,7 @@ def _estimator_from(document, tensors, path):
         estimator.likelihood_,
         estimator.n_samples_seen_,
         estimator._score_seed,
+        estimator.condition_indices_,
     )
     estimator.set_params(**params)
     _load_tensors(net, tensors, net_state["training_state"], path)

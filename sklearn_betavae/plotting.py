@@ -67,6 +67,14 @@ def _estimator_image_shape(estimator, image_shape):
     return image_shape if image_shape is not None else getattr(estimator, "image_shape", None)
 
 
+def _modelled_columns(estimator, rows):
+    """The modelled columns of rows in X's layout: condition columns are not drawn."""
+    modelled = getattr(estimator, "modelled_indices_", None)
+    if modelled is None or len(modelled) == rows.shape[1]:
+        return rows
+    return rows[:, modelled]
+
+
 def _draw(ax, row, image_shape, *, cmap, limits):
     """Draw one sample on ``ax``: an image, or a line over the features.
 
@@ -320,7 +328,7 @@ class LatentTraversalDisplay:
         codes = np.tile(code, (len(dims) * n_steps, 1))
         for i, d in enumerate(dims):
             codes[i * n_steps : (i + 1) * n_steps, d] = values
-        decoded = np.asarray(estimator.inverse_transform(codes))
+        decoded = _modelled_columns(estimator, np.asarray(estimator.inverse_transform(codes)))
         display = cls(
             decoded=decoded.reshape(len(dims), n_steps, -1),
             values=values,
@@ -472,9 +480,10 @@ class ReconstructionDisplay:
                 f"got {n_images!r}."
             )
         X = X[:n_images]
-        image_shape = _estimator_image_shape(estimator, image_shape)
-        _resolve_image_shape(image_shape, X.shape[1])  # fail before any decoding
         reconstructed = np.asarray(estimator.inverse_transform(estimator.transform(X)))
+        X, reconstructed = _modelled_columns(estimator, X), _modelled_columns(estimator, reconstructed)
+        image_shape = _estimator_image_shape(estimator, image_shape)
+        _resolve_image_shape(image_shape, X.shape[1])
         display = cls(X=X, X_reconstructed=reconstructed, image_shape=image_shape)
         return display.plot(ax=ax, cmap=cmap)
 

@@ -130,6 +130,21 @@ def test_reconstructions_show_originals_above_reconstructions(vae, X, tmp_path):
         plot_reconstructions(vae, X[:3], n_images=4)
 
 
+def test_conditional_model_figures_draw_the_modelled_columns(X):
+    # For a model with conditions, traversals and reconstructions draw the data columns,
+    # decoded under the sample's own conditions; the condition columns are not drawn.
+    Xc = np.hstack([X, np.eye(2)[np.arange(len(X)) % 2]])
+    vae = BetaVAE(n_components=2, hidden_layer_sizes=(16,), max_epochs=1, random_state=0,
+                  condition_features=[64, 65]).fit(Xc)
+    fig = plot_latent_traversals(vae, Xc[3], n_steps=2, sort_by_kl=False, image_shape=(8, 8))
+    code = vae.transform(Xc[3:4])[0]
+    code[0] = -3.0
+    assert_allclose(_image(fig.axes[0]), vae.inverse_transform(code[None])[0, :64].reshape(8, 8),
+                    rtol=1e-6)
+    fig = plot_reconstructions(vae, Xc, n_images=2, image_shape=(8, 8))
+    assert_allclose(_image(fig.axes[0]), X[0].reshape(8, 8))
+
+
 def test_training_history_curves_follow_history(vae, tmp_path):
     # One point per epoch in each curve, equal to the history's values; one KL curve per dim.
     fig = plot_training_history(vae)

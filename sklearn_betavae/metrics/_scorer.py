@@ -9,6 +9,23 @@ nats, as the package's VAEs do.
 import inspect
 
 import numpy as np
+from sklearn.utils import _safe_indexing
+
+
+def _labelled_rows(X, y):
+    """X and y restricted to the rows of y without NaN (unlabelled rows cannot be scored)."""
+    factors = np.asarray(y)
+    if factors.dtype.kind != "f":
+        return X, y
+    complete = ~np.isnan(factors.reshape(len(factors), -1)).any(axis=1)
+    if complete.all():
+        return X, y
+    if not complete.any():
+        raise ValueError(
+            "Every row of y has a NaN (unknown) factor: a disentanglement metric needs "
+            "rows whose factors are all known."
+        )
+    return _safe_indexing(X, complete), factors[complete]
 
 
 def _metric_kind(metric):
@@ -42,6 +59,7 @@ class _DisentanglementScorer:
                     f"{self._name()} compares codes with the true factors: pass them as y, "
                     "e.g. GridSearchCV(...).fit(X, factors)."
                 )
+            X, y = _labelled_rows(X, y)
             result = self._metric(y, estimator.transform(X), **self._kwargs)
         if isinstance(result, dict):
             if self._key is None:
@@ -73,7 +91,9 @@ def make_disentanglement_scorer(metric, *, key=None, greater_is_better=True, **k
     The scorer encodes ``X`` with ``estimator.transform`` and compares the
     codes with the true factors passed as ``y``, so that
     ``GridSearchCV(BetaVAE(), {"beta": [...]}, scoring=scorer).fit(X, factors)``
-    selects by disentanglement on held-out samples. What the scorer calls
+    selects by disentanglement on held-out samples. Rows of ``y`` with a NaN
+    (factors unknown, as for the unlabelled rows of partial supervision, see
+    ``supervision_weight``) are left out of the score. What the scorer calls
     depends on the name of the metric's first parameter:
 
     - ``factors`` (or any other name): ``metric(y, transform(X), **kwargs)``,

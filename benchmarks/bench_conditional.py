@@ -1,0 +1,165 @@
+"""Conditional generation: does ``sample(..., conditions=...)`` draw what was asked for?
+
+Two conditional models, each fitted on data with its class appended as one-hot
+condition columns (``condition_features``):
+
+- sprites at 32x32 conditioned on their shape (3 columns), at the budget of the
+  disentanglement table (``bench_disentanglement.py``: same training sprites,
+  steps, batch size, KL warm-up and number of components);
+- scikit-learn's digits conditioned on their label (10 columns).
+
+For each, a classifier trained on real data (sprites: logistic regression on
+the magnitude of the 2-D Fourier transform, which does not move with the
+sprite's position; digits: logistic regression on the pixels) labels the
+model's samples, ``n_samples`` per class; reported: its accuracy on held-out
+real data (its ceiling) and the fraction of samples it recognises as the
+requested class. Sprite samples are binarised at 0.5 like the data.
+
+Usage::
+
+    python benchmarks/bench_conditional.py [--steps 3000] [--seeds 0 1 2]
+        [--n-samples 200] [--n-jobs 2] [--markdown FILE] [--quick]
+"""
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+from joblib import Parallel, delayed
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import sklearn_betavae
+from bench_disentanglement import ANNEAL_STEPS, N_COMPONENTS
+from sklearn_betavae import BetaVAE
+from sklearn_betavae.datasets import make_sprites
+
+
+def fourier_magnitude(X, image_size):
+    """``|FFT2|`` of each image: the same wherever the sprite sits in the image."""
+    images = np.asarray(X, dtype=np.float32).reshape(-1, image_size, image_size)
+    return np.abs(np.fft.rfft2(images)).reshape(len(images), -1)
+
+
+def one_hot(labels, n_classes):
+    return np.eye(n_classes)[labels]
+
+
+def sprites_case(steps, n_train, batch_size, image_size, seed):
+    """Sprites conditioned on shape: ``(X, conditions, classes, model, classifier, featurize)``."""
+    X, factors = make_sprites(n_train, image_size=image_size, random_state=1000)
+    shape = factors[:, 0].astype(int) - 1
+    X_test, factors_test = make_sprites(3000, image_size=image_size, random_state=2000)
+    epochs = max(1, round(steps * batch_size / n_train))
+    model = BetaVAE(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
+                    batch_size=batch_size, max_epochs=epochs,
+                    anneal_steps=min(ANNEAL_STEPS, steps // 3),
+                    condition_features=list(range(image_size**2, image_size**2 + 3)),
+                    random_state=seed)
+
+    def featurize(images):
+        return fourier_magnitude(images > 0.5, image_size)
+
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    classifier.fit(featurize(X), shape)
+    ceiling = classifier.score(featurize(X_test), factors_test[:, 0].astype(int) - 1)
+    X = np.hstack([X, one_hot(shape, 3).astype(np.uint8)])
+    return X, 3, model, classifier, featurize, ceiling
+
+
+def digits_case(steps, batch_size, seed):
+    """Digits conditioned on their label."""
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+    epochs = max(1, round(steps * batch_size / len(X_train)))
+    model = BetaVAE(n_components=4, batch_size=batch_size, max_epochs=epochs,
+                    condition_features=list(range(64, 74)), random_state=seed)
+
+    def featurize(images):
+        return images
+
+    classifier = LogisticRegression(max_iter=2000).fit(X_train, y_train)
+    ceiling = classifier.score(X_test, y_test)
+    return np.hstack([X_train, one_hot(y_train, 10)]), 10, model, classifier, featurize, ceiling
+
+
+def evaluate(case, n_samples, seed):
+    """Fit the conditional model; the classifier's accuracy on real data and on samples."""
+    X, n_classes, model, classifier, featurize, ceiling = case
+    start = time.perf_counter()
+    model.fit(X)
+    fit_time = time.perf_counter() - start
+    requested = np.repeat(np.arange(n_classes), n_samples)
+    samples = model.sample(len(requested), random_state=seed,
+                           conditions=one_hot(requested, n_classes))
+    data = samples[:, model.modelled_indices_]
+    recognised = classifier.predict(featurize(data)) == requested
+    per_class = [recognised[requested == c].mean() for c in range(n_classes)]
+    return {"real accuracy": float(ceiling), "samples recognised": float(recognised.mean()),
+            "worst class": float(min(per_class)), "fit (s)": fit_time}
+
+
+def _run_seed(args, seed, n_threads):
+    """Both cases for one seed (one joblib task)."""
+    torch.set_num_threads(n_threads)
+    cases = {
+        "sprites by shape": sprites_case(args.steps, args.n_train, args.batch_size,
+                                         args.image_size, seed),
+        "digits by label": digits_case(args.steps, args.batch_size, seed),
+    }
+    scores = {name: evaluate(case, args.n_samples, seed) for name, case in cases.items()}
+    for name, values in scores.items():
+        print(name, seed, {k: round(v, 3) for k, v in values.items()}, flush=True)
+    return scores
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000, help="optimisation steps per fit")
+    parser.add_argument("--n-train", type=int, default=20000, help="training sprites")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--n-samples", type=int, default=200, help="samples per class")
+    parser.add_argument("--n-jobs", type=int, default=1, help="seeds run in parallel")
+    parser.add_argument("--markdown")
+    parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.n_train, args.seeds, args.n_samples = 30, 600, args.seeds[:1], 20
+    n_threads = max(1, (os.cpu_count() or 1) // args.n_jobs)
+    per_seed = Parallel(n_jobs=args.n_jobs)(
+        delayed(_run_seed)(args, seed, n_threads) for seed in args.seeds
+    )
+    rows = {name: [scores[name] for scores in per_seed] for name in per_seed[0]}
+    metrics = ["real accuracy", "samples recognised", "worst class", "fit (s)"]
+    lines = ["| model | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for name, runs in rows.items():
+        cells = []
+        for metric in metrics:
+            values = np.array([r[metric] for r in runs])
+            cells.append(f"{values.mean():.0f}" if metric == "fit (s)"
+                         else f"{values.mean():.3f} ± {values.std():.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    text = (
+        f"Machine: {os.cpu_count()} cores, torch {torch.__version__}, sklearn-betavae "
+        f"{sklearn_betavae.__version__}, {time.strftime('%Y-%m-%d')}. Command: "
+        f"`python benchmarks/bench_conditional.py --steps {args.steps} --n-train {args.n_train} "
+        f"--image-size {args.image_size} --seeds {' '.join(map(str, args.seeds))} "
+        f"--n-samples {args.n_samples} --n-jobs {args.n_jobs}{' --quick' if args.quick else ''}`; "
+        f"{args.n_samples} samples per class; mean ± std over {len(args.seeds)} seeds.\n\n"
+        + "\n".join(lines) + "\n"
+    )
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
