@@ -346,6 +346,11 @@ def _check_finite_output(values, method):
     return values
 
 
+def _unwrapped(module):
+    """A custom module as the user built it (without the conditions adapter)."""
+    return module.module if isinstance(module, ConditionedModule) else module
+
+
 def _output_dtype(dtype):
     """float32 stays float32; everything else gives float64 (scikit-learn's rule)."""
     return np.float32 if dtype == np.float32 else np.float64
@@ -621,7 +626,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         X = validate_data(self, X, dtype=_INPUT_DTYPES, reset=False)
         _check_float32_range(X)
         net = self.net_
-        mu = net.infer_rows(X, lambda x: net.encode(*net.module_.split(x))[0])
+        mu = net.infer_rows(X, lambda x: net.encode_rows(x)[0])
         Z = _check_finite_output(mu, "transform").astype(_output_dtype(X.dtype), copy=False)
         if not len(self.condition_indices_):
             return Z
@@ -650,7 +655,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         _check_float32_range(X)
 
         def kl(x):
-            mu, logvar = self.net_.encode(x)
+            mu, logvar = self.net_.encode_rows(x)
             return gaussian_kl_per_dim(mu.double(), logvar.double())
 
         return _check_finite_output(self.net_.infer_rows(X, kl), "kl_per_dim")
@@ -873,12 +878,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     @property
     def encoder_(self):
         """The fitted encoder, ``x -> (mu, logvar)``."""
-        return self.net_.module_.encoder
+        return _unwrapped(self.net_.module_.encoder)
 
     @property
     def decoder_(self):
         """The fitted decoder, ``z -> logits (Bernoulli) or mean (Gaussian)``."""
-        return self.net_.module_.decoder
+        return _unwrapped(self.net_.module_.decoder)
 
     @abstractmethod
     def _make_objective(self, **common):

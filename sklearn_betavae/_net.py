@@ -537,6 +537,10 @@ class VAENet(NeuralNet):
             mu, logvar = self.module_.encode(x, c)
         return mu.float(), logvar.float()
 
+    def encode_rows(self, rows):
+        """Posterior parameters of full rows of X (data and condition columns), in float32."""
+        return self.encode(*self.module_.split(rows))
+
     def decode(self, z, c=None):
         """Decoder output (logits or means) of codes ``z`` (conditions ``c``), in float32."""
         with self.autocast():
@@ -617,7 +621,7 @@ class VAENet(NeuralNet):
         if labelled is None:
             return None
         rows, targets = labelled
-        means, _ = self.encode(*self.module_.split(self.to_device(rows)))
+        means, _ = self.encode_rows(self.to_device(rows))
         return means, to_tensor(targets, device=self.device)
 
     def train_step(self, batch, **fit_params):

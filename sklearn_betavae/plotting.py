@@ -320,7 +320,8 @@ class LatentTraversalDisplay:
         if not isinstance(limit, Real) or limit <= 0:
             raise ValueError(f"limit must be a positive number, got {limit!r}.")
         image_shape = _estimator_image_shape(estimator, image_shape)
-        _resolve_image_shape(image_shape, x.shape[1])  # fail before any decoding
+        # Fail before any decoding; condition columns are not drawn.
+        _resolve_image_shape(image_shape, _modelled_columns(estimator, x).shape[1])
         dims = _traversed_dimensions(estimator, dimensions, sort_by_kl)
 
         code = np.asarray(estimator.transform(x), dtype=float)[0]

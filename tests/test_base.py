@@ -885,3 +885,16 @@ def test_cuda_lower_precision_trains_and_pickles(digits, precision):
     if precision == "fp16":
         assert vae.net_.grad_scaler_ is not None
     assert_allclose(pickle.loads(pickle.dumps(vae)).transform(X), vae.transform(X))
+
+
+def test_custom_modules_take_conditions_as_more_columns(digits):
+    # With condition_features, a custom encoder gets the data and condition columns and a
+    # custom decoder the codes and conditions, each as one tensor (conditions last).
+    X = np.hstack([digits[0][:120], np.eye(2)[np.arange(120) % 2]])
+    vae = _small(encoder=_TwoLayers, decoder=torch.nn.Linear, condition_features=[64, 65],
+                 max_epochs=1).fit(X)
+    assert vae.encoder_.net[0].in_features == 66
+    assert (vae.decoder_.in_features, vae.decoder_.out_features) == (3 + 2, 64)
+    Z = vae.transform(X)
+    assert Z.shape == (120, 5)
+    assert_array_equal(vae.inverse_transform(Z)[:, 64:], X[:, 64:])

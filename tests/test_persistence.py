@@ -87,7 +87,11 @@ def test_loaded_model_gives_bitwise_the_same_results(cls, fitted, X, tmp_path):
     assert loaded.history_ == vae.history_
     for name in _persistence._FITTED_ATTRIBUTES:
         if hasattr(vae, name):
-            assert getattr(loaded, name) == getattr(vae, name), name
+            got, expected = getattr(loaded, name), getattr(vae, name)
+            if isinstance(expected, np.ndarray):
+                assert_array_equal(got, expected, err_msg=name)
+            else:
+                assert got == expected, name
 
 
 def test_dataframe_feature_names_and_output_config_round_trip(X, tmp_path):
