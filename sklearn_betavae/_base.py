@@ -8,6 +8,7 @@ in the data path and in :class:`~sklearn_betavae._net.VAEObjective`.
 """
 
 import copy
+import re
 import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager
@@ -62,6 +63,177 @@ _CHANNELS_LAST = {"fp32": False, "bf16": True, "fp16": True}
 _COLLAPSED_KL = 0.01
 # Where the HTML representation of an estimator links to (its API page).
 _DOCS_URL = "https://sklearn-betavae.readthedocs.io/en/latest/"
+
+
+# numpydoc entries the four estimators share word for word: a docstring line
+# ``[shared: name]`` becomes the entry (see _BaseVAE.__init_subclass__).
+_SHARED_DOCS = {
+    "n_components": (
+        "    n_components : int, default=10\n"
+        "        Dimension of the latent code z.\n"
+    ),
+    "hidden_layer_sizes": (
+        "    hidden_layer_sizes : tuple of int or None, default=None\n"
+        "        Widths of the dense hidden layers of the encoder (mirrored by the\n"
+        "        decoder). ``None``: ``(256, 256)`` for the MLP; ``(256,)`` after the\n"
+        "        convolutional stack.\n"
+    ),
+    "encoder": (
+        "    encoder : class or callable or None, default=None\n"
+        "        A custom encoder: called as ``encoder(in_features, out_features)``\n"
+        "        at each fit (a class such as ``torch.nn.Linear`` or a factory\n"
+        "        function), it must return a new ``torch.nn.Module`` mapping a float32\n"
+        "        batch of shape ``(batch_size, in_features)`` (the flat rows of X, the\n"
+        "        condition columns last) to ``(batch_size, out_features)`` with\n"
+        "        ``out_features = 2 * n_components`` (means, then log-variances), or\n"
+        "        to a pair ``(mu, logvar)``. ``None``: the built-in MLP or\n"
+        "        convolutional encoder. Use a class or a module-level function so that\n"
+        "        the estimator pickles.\n"
+    ),
+    "decoder": (
+        "    decoder : class or callable or None, default=None\n"
+        "        A custom decoder, called as ``decoder(in_features, out_features)``\n"
+        "        with ``in_features = n_components`` (plus the number of condition\n"
+        "        columns, appended to the codes) and ``out_features`` the number of\n"
+        "        modelled features of X; its module maps codes to logits (Bernoulli\n"
+        "        likelihoods) or means (Gaussian). ``None``: the built-in decoder.\n"
+    ),
+    "condition_features": (
+        "    condition_features : array-like of int or str, or None, default=None\n"
+        "        Columns of X that are conditions ``c``, not data: indices, or names\n"
+        "        when X is a DataFrame. The encoder is ``q(z | x, c)`` and the decoder\n"
+        "        ``p(x | z, c)`` for the other columns ``x`` (with ``image_shape``,\n"
+        "        the image; the conditions join the dense layers). ``transform``\n"
+        "        returns the codes followed by the conditions, ``inverse_transform``\n"
+        "        takes that layout back, and ``sample`` needs ``conditions``.\n"
+    ),
+    "supervision_weight": (
+        "    supervision_weight : float, default=0.0\n"
+        "        Weight of the supervised term of Locatello et al. (2020), shared by\n"
+        "        every model: with ``fit(X, y)``, ``y`` holding known factors of\n"
+        "        variation (NaN where unknown), code dimension ``k`` is tied to factor\n"
+        "        ``k`` on the labelled rows. 0 ignores ``y``. See the user guide.\n"
+    ),
+    "supervision_loss": (
+        '    supervision_loss : {"xent", "l2", "cov"}, default="xent"\n'
+        "        The supervised term, on the posterior means of labelled rows and the\n"
+        "        factors rescaled to [0, 1] by their range over the labelled rows:\n"
+        '        ``"xent"``, the cross-entropy between ``sigmoid(mu_k)`` and factor\n'
+        '        ``k`` (the paper\'s default); ``"l2"``, their squared difference;\n'
+        '        ``"cov"``, the squared covariances of each code dimension with the\n'
+        "        factors other than its own.\n"
+    ),
+    "likelihood": (
+        '    likelihood : {"auto", "bernoulli", "continuous_bernoulli", "gaussian"}, default="auto"\n'
+        '        ``"bernoulli"``: X in [0, 1], the decoder outputs logits (binary\n'
+        "        cross-entropy; a probability for binary X, not a density for grey\n"
+        '        levels). ``"continuous_bernoulli"``: X in [0, 1], the normalised\n'
+        "        density of Loaiza-Ganem & Cunningham (2019), so that the ELBO bounds\n"
+        '        the log-density of grey levels. ``"gaussian"``: real-valued X,\n'
+        '        ``N(x | mean(z), I)`` (standardise X first). ``"auto"``: Bernoulli\n'
+        "        when the training data lie in [0, 1], Gaussian otherwise (see\n"
+        "        ``likelihood_`` and the user guide's comparison).\n"
+    ),
+    "labelled_batch_size": (
+        "    labelled_batch_size : int or None, default=None\n"
+        "        Labelled rows drawn uniformly with replacement, for the supervised\n"
+        "        term, with every minibatch (oversampling: every step sees labelled\n"
+        "        rows however few there are; an epoch is still one pass over X).\n"
+        "        ``None``: ``batch_size``. Unused without supervision.\n"
+    ),
+    "optimizer": (
+        '    optimizer : {"adam", "adamw"} or torch.optim.Optimizer subclass, default="adam"\n'
+        "        Optimizer of the encoder and decoder: Adam, AdamW (decoupled weight\n"
+        "        decay) or any torch optimizer class, built with ``learning_rate``\n"
+        "        and ``weight_decay``.\n"
+    ),
+    "weight_decay": (
+        "    weight_decay : float, default=0.0\n"
+        "        Weight decay of the optimizer (L2 penalty for Adam, decoupled for\n"
+        "        AdamW).\n"
+    ),
+    "clip_grad_norm": (
+        "    clip_grad_norm : float or None, default=None\n"
+        "        Clip the gradients of the encoder and decoder to this total L2 norm\n"
+        "        before each step (``torch.nn.utils.clip_grad_norm_``). ``None``: no\n"
+        "        clipping.\n"
+    ),
+    "precision": (
+        '    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"\n'
+        "        Arithmetic of the forward passes, in training and inference:\n"
+        '        ``"fp32"``; ``"bf16"`` (bfloat16 autocast: matrix products and\n'
+        "        convolutions in bfloat16, parameters, optimizer, losses and KL / TC\n"
+        '        reductions in float32); ``"fp16"`` (float16 autocast with loss\n'
+        '        scaling, CUDA only); ``"auto"``: bf16 for the convolutional networks\n'
+        "        on a device with native bfloat16 (CUDA compute capability 8.0+, CPUs\n"
+        "        with AMX or AVX-512 BF16), fp32 otherwise. See ``precision_``.\n"
+    ),
+    "max_epochs": (
+        "    max_epochs : int, default=50\n"
+        "        Number of passes over the training data (per call of ``fit``).\n"
+    ),
+    "validation_fraction": (
+        "    validation_fraction : float, default=0.1\n"
+        "        Fraction of the data held out when ``early_stopping=True``.\n"
+    ),
+    "n_iter_no_change": (
+        "    n_iter_no_change : int, default=10\n"
+        "        Patience of early stopping, in epochs.\n"
+    ),
+    "tol": (
+        "    tol : float, default=1e-4\n"
+        "        Minimal improvement of the validation loss, in nats.\n"
+    ),
+    "verbose": (
+        "    verbose : int, default=0\n"
+        "        Print a table of the training progress per epoch when > 0.\n"
+    ),
+    "precision_": (
+        '    precision_ : {"fp32", "bf16", "fp16"}\n'
+        '        The precision used (``precision`` with ``"auto"`` resolved).\n'
+    ),
+    "likelihood_": (
+        "    likelihood_ : str\n"
+        '        The likelihood used: ``"bernoulli"``, ``"continuous_bernoulli"`` or\n'
+        '        ``"gaussian"``.\n'
+    ),
+    "condition_indices_": (
+        "    condition_indices_ : ndarray of shape (n_conditions,)\n"
+        "        Column indices of the conditions in X, in the order of\n"
+        "        ``condition_features`` (empty without conditions).\n"
+    ),
+    "modelled_indices_": (
+        "    modelled_indices_ : ndarray of shape (n_modelled,)\n"
+        "        Column indices of the modelled (non-condition) columns of X, in\n"
+        "        increasing order (``n_modelled = n_features_in_ - n_conditions``).\n"
+    ),
+    "n_features_in_": (
+        "    n_features_in_ : int\n"
+        "        Number of features seen during fit.\n"
+    ),
+    "feature_names_in_": (
+        "    feature_names_in_ : ndarray of shape (`n_features_in_`,)\n"
+        "        Names of features seen during fit, when X has string feature names.\n"
+    ),
+    "n_iter_": (
+        "    n_iter_ : int\n"
+        "        Number of epochs run (completed epochs if training was interrupted).\n"
+    ),
+    "n_samples_seen_": (
+        "    n_samples_seen_ : int\n"
+        "        Number of training rows: those of the last ``fit`` (minus the\n"
+        "        validation rows of early stopping), or all rows passed to\n"
+        "        ``partial_fit`` so far.\n"
+    ),
+    "net_": (
+        "    net_ : skorch.NeuralNet\n"
+        "        The skorch net that ran the training.\n"
+    ),
+    "module_, encoder_, decoder_": (
+        "    module_, encoder_, decoder_ : torch.nn.Module\n"
+        "        The fitted model, its encoder and its decoder.\n"
+    ),
+}
 
 
 def _resolve_device(device):
@@ -438,6 +610,17 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     # The HTML representation links to the estimator's API page.
     _doc_link_module = "sklearn_betavae"
     _doc_link_template = _DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:
+            # One text for the entries every estimator shares (_SHARED_DOCS).
+            cls.__doc__ = re.sub(
+                r"^    \[shared: ([\w, ]+)\]\n",
+                lambda match: _SHARED_DOCS[match.group(1)],
+                cls.__doc__,
+                flags=re.MULTILINE,
+            )
 
     @abstractmethod
     def __init__(

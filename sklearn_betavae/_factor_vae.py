@@ -194,8 +194,7 @@ class FactorVAE(_BaseVAE):
 
     Parameters
     ----------
-    n_components : int, default=10
-        Dimension of the latent code z.
+    [shared: n_components]
 
     gamma : float, default=30.0
         Weight of the total-correlation estimate. Larger values make the
@@ -226,103 +225,42 @@ class FactorVAE(_BaseVAE):
         eq. 15), applied to the KL term: ``sum_j max(lambda, KL_j)`` with
         ``KL_j`` averaged over the minibatch first. 0 disables it.
 
-    supervision_weight : float, default=0.0
-        Weight of the supervised term of Locatello et al. (2020), shared by
-        every model: with ``fit(X, y)``, ``y`` holding known factors of
-        variation (NaN where unknown), code dimension ``k`` is tied to factor
-        ``k`` on the labelled rows. 0 ignores ``y``. See the user guide.
+    [shared: supervision_weight]
 
-    supervision_loss : {"xent", "l2", "cov"}, default="xent"
-        The supervised term, on the posterior means of labelled rows and the
-        factors rescaled to [0, 1] by their range over the labelled rows:
-        ``"xent"``, the cross-entropy between ``sigmoid(mu_k)`` and factor
-        ``k`` (the paper's default); ``"l2"``, their squared difference;
-        ``"cov"``, the squared covariances of each code dimension with the
-        factors other than its own.
+    [shared: supervision_loss]
 
-    likelihood : {"auto", "bernoulli", "continuous_bernoulli", "gaussian"}, default="auto"
-        ``"bernoulli"``: X in [0, 1], the decoder outputs logits (binary
-        cross-entropy; a probability for binary X, not a density for grey
-        levels). ``"continuous_bernoulli"``: X in [0, 1], the normalised
-        density of Loaiza-Ganem & Cunningham (2019), so that the ELBO bounds
-        the log-density of grey levels. ``"gaussian"``: real-valued X,
-        ``N(x | mean(z), I)`` (standardise X first). ``"auto"``: Bernoulli
-        when the training data lie in [0, 1], Gaussian otherwise (see
-        ``likelihood_`` and the user guide's comparison).
+    [shared: likelihood]
 
-    hidden_layer_sizes : tuple of int or None, default=None
-        Widths of the dense hidden layers of the encoder (mirrored by the
-        decoder). ``None``: ``(256, 256)`` for the MLP; ``(256,)`` after the
-        convolutional stack.
+    [shared: hidden_layer_sizes]
 
     image_shape : tuple of int or None, default=None
         ``(height, width)`` or ``(channels, height, width)`` of images passed
         flattened as rows of X; selects the convolutional encoder and decoder
         (see :class:`BetaVAE`). Height and width must be multiples of 16.
 
-    encoder : class or callable or None, default=None
-        A custom encoder: called as ``encoder(in_features, out_features)``
-        at each fit (a class such as ``torch.nn.Linear`` or a factory
-        function), it must return a new ``torch.nn.Module`` mapping a float32
-        batch of shape ``(batch_size, in_features)`` (the flat rows of X, the
-        condition columns last) to ``(batch_size, out_features)`` with
-        ``out_features = 2 * n_components`` (means, then log-variances), or
-        to a pair ``(mu, logvar)``. ``None``: the built-in MLP or
-        convolutional encoder. Use a class or a module-level function so that
-        the estimator pickles.
+    [shared: encoder]
 
-    decoder : class or callable or None, default=None
-        A custom decoder, called as ``decoder(in_features, out_features)``
-        with ``in_features = n_components`` (plus the number of condition
-        columns, appended to the codes) and ``out_features`` the number of
-        modelled features of X; its module maps codes to logits (Bernoulli
-        likelihoods) or means (Gaussian). ``None``: the built-in decoder.
+    [shared: decoder]
 
-    condition_features : array-like of int or str, or None, default=None
-        Columns of X that are conditions ``c``, not data: indices, or names
-        when X is a DataFrame. The encoder is ``q(z | x, c)`` and the decoder
-        ``p(x | z, c)`` for the other columns ``x`` (with ``image_shape``,
-        the image; the conditions join the dense layers). ``transform``
-        returns the codes followed by the conditions, ``inverse_transform``
-        takes that layout back, and ``sample`` needs ``conditions``.
+    [shared: condition_features]
 
     batch_size : int, default=64
         Minibatch size (of the VAE and of the discriminator).
 
-    labelled_batch_size : int or None, default=None
-        Labelled rows drawn uniformly with replacement, for the supervised
-        term, with every minibatch (oversampling: every step sees labelled
-        rows however few there are; an epoch is still one pass over X).
-        ``None``: ``batch_size``. Unused without supervision.
+    [shared: labelled_batch_size]
 
     learning_rate : float, default=1e-3
         The optimizer's learning rate for the encoder and decoder.
 
-    optimizer : {"adam", "adamw"} or torch.optim.Optimizer subclass, default="adam"
-        Optimizer of the encoder and decoder: Adam, AdamW (decoupled weight
-        decay) or any torch optimizer class, built with ``learning_rate``
-        and ``weight_decay``.
+    [shared: optimizer]
 
-    weight_decay : float, default=0.0
-        Weight decay of the optimizer (L2 penalty for Adam, decoupled for
-        AdamW).
+    [shared: weight_decay]
 
-    clip_grad_norm : float or None, default=None
-        Clip the gradients of the encoder and decoder to this total L2 norm
-        before each step (``torch.nn.utils.clip_grad_norm_``). ``None``: no
-        clipping.
+    [shared: clip_grad_norm]
 
-    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"
-        Arithmetic of the forward passes, in training and inference:
-        ``"fp32"``; ``"bf16"`` (bfloat16 autocast: matrix products and
-        convolutions in bfloat16, parameters, optimizer, losses and KL / TC
-        reductions in float32); ``"fp16"`` (float16 autocast with loss
-        scaling, CUDA only); ``"auto"``: bf16 for the convolutional networks
-        on a device with native bfloat16 (CUDA compute capability 8.0+, CPUs
-        with AMX or AVX-512 BF16), fp32 otherwise. See ``precision_``.
+    [shared: precision]
 
-    max_epochs : int, default=50
-        Number of passes over the training data (per call of ``fit``).
+    [shared: max_epochs]
 
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data and stop when the
@@ -331,14 +269,11 @@ class FactorVAE(_BaseVAE):
         discriminator keeps its last state). The discriminator is only
         evaluated on the held-out data, never trained on it.
 
-    validation_fraction : float, default=0.1
-        Fraction of the data held out when ``early_stopping=True``.
+    [shared: validation_fraction]
 
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
+    [shared: n_iter_no_change]
 
-    tol : float, default=1e-4
-        Minimal improvement of the validation loss, in nats.
+    [shared: tol]
 
     warm_start : bool, default=False
         When fitted, ``fit`` continues training the current model (VAE and
@@ -353,8 +288,7 @@ class FactorVAE(_BaseVAE):
         private generators: the same seed on the same data gives identical
         results on the CPU.
 
-    verbose : int, default=0
-        Print a table of the training progress per epoch when > 0.
+    [shared: verbose]
 
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks (or ``(name, callback)`` pairs), deep-copied at
@@ -362,34 +296,21 @@ class FactorVAE(_BaseVAE):
 
     Attributes
     ----------
-    precision_ : {"fp32", "bf16", "fp16"}
-        The precision used (``precision`` with ``"auto"`` resolved).
+    [shared: precision_]
 
-    likelihood_ : str
-        The likelihood used: ``"bernoulli"``, ``"continuous_bernoulli"`` or
-        ``"gaussian"``.
+    [shared: likelihood_]
 
-    condition_indices_ : ndarray of shape (n_conditions,)
-        Column indices of the conditions in X, in the order of
-        ``condition_features`` (empty without conditions).
+    [shared: condition_indices_]
 
-    modelled_indices_ : ndarray of shape (n_modelled,)
-        Column indices of the modelled (non-condition) columns of X, in
-        increasing order (``n_modelled = n_features_in_ - n_conditions``).
+    [shared: modelled_indices_]
 
-    n_features_in_ : int
-        Number of features seen during fit.
+    [shared: n_features_in_]
 
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during fit, when X has string feature names.
+    [shared: feature_names_in_]
 
-    n_iter_ : int
-        Number of epochs run (completed epochs if training was interrupted).
+    [shared: n_iter_]
 
-    n_samples_seen_ : int
-        Number of training rows: those of the last ``fit`` (minus the
-        validation rows of early stopping), or all rows passed to
-        ``partial_fit`` so far.
+    [shared: n_samples_seen_]
 
     history_ : skorch.history.History
         Per-epoch record of the training (see :attr:`_BaseVAE.history_`),
@@ -400,11 +321,9 @@ class FactorVAE(_BaseVAE):
         discriminator's update), ``train_gamma`` (the epoch's mean annealed
         weight) and, with early stopping, ``valid_tc_estimate``.
 
-    net_ : skorch.NeuralNet
-        The skorch net that ran the training.
+    [shared: net_]
 
-    module_, encoder_, decoder_ : torch.nn.Module
-        The fitted model, its encoder and its decoder.
+    [shared: module_, encoder_, decoder_]
 
     discriminator_ : torch.nn.Module
         The fitted discriminator, ``z -> logits`` (column 0: "joint sample").
