@@ -56,6 +56,8 @@ def _plain_fit(X, n_components, image_shape, batch_size, epochs, seed):
 
 
 def _package_fit(X, n_components, image_shape, batch_size, epochs, seed, cls=BetaVAE, **params):
+    # The plain loop runs in fp32 and without warm-up: so does the package, unless asked.
+    params = {"precision": "fp32", "anneal_steps": 0, "verbose": 0, **params}
     vae = cls(n_components=n_components, image_shape=image_shape, batch_size=batch_size,
               max_epochs=epochs, random_state=seed, **params)
     start = time.perf_counter()
