@@ -68,6 +68,13 @@ _DOCS_URL = "https://sklearn-betavae.readthedocs.io/en/latest/"
 # numpydoc entries the four estimators share word for word: a docstring line
 # ``[shared: name]`` becomes the entry (see _BaseVAE.__init_subclass__).
 _SHARED_DOCS = {
+    # Continues each model's own anneal_steps entry (hence the deeper indent).
+    "anneal_steps_fraction": (
+        "        Given as a float in (0, 1), a fraction of the whole training:\n"
+        "        ``round(anneal_steps * max_epochs * ceil(n_samples / batch_size))``\n"
+        "        steps (the default, 0.3, warms up over the first 30% of the epochs,\n"
+        '        whatever the data size; see docs/benchmarks.md, "Defaults").\n'
+    ),
     "n_components": (
         "    n_components : int, default=10\n"
         "        Dimension of the latent code z.\n"
@@ -159,7 +166,7 @@ _SHARED_DOCS = {
         "        clipping.\n"
     ),
     "precision": (
-        '    precision : {"fp32", "bf16", "fp16", "auto"}, default="fp32"\n'
+        '    precision : {"fp32", "bf16", "fp16", "auto"}, default="auto"\n'
         "        Arithmetic of the forward passes, in training and inference:\n"
         '        ``"fp32"``; ``"bf16"`` (bfloat16 autocast: matrix products and\n'
         "        convolutions in bfloat16, parameters, optimizer, losses and KL / TC\n"
@@ -616,7 +623,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         if cls.__doc__:
             # One text for the entries every estimator shares (_SHARED_DOCS).
             cls.__doc__ = re.sub(
-                r"^    \[shared: ([\w, ]+)\]\n",
+                r"^ *\[shared: ([\w, ]+)\]\n",
                 lambda match: _SHARED_DOCS[match.group(1)],
                 cls.__doc__,
                 flags=re.MULTILINE,
@@ -627,7 +634,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self,
         n_components=10,
         *,
-        anneal_steps=0,
+        anneal_steps=0.3,
         free_bits=0.0,
         supervision_weight=0.0,
         supervision_loss="xent",
@@ -643,7 +650,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
-        precision="fp32",
+        precision="auto",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,

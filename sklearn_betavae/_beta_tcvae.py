@@ -101,11 +101,12 @@ class BetaTCVAE(_BaseVAE):
         Minibatch estimator of :math:`q(z)`: stratified ("mss") or weighted
         ("mws") sampling, see above.
 
-    anneal_steps : int, default=0
+    anneal_steps : int or float, default=0.3
         TC annealing: the TC weight at the ``t``-th optimisation step
         (``t = 0, 1, ...``) is ``beta(t) = min(1, t / anneal_steps) * beta``,
         rising linearly from 0 to ``beta``, then staying. ``alpha`` and
         ``gamma`` are not annealed. 0 disables it.
+        [shared: anneal_steps_fraction]
 
     free_bits : float, default=0.0
         Must be 0: free bits are not supported by this model and a positive
@@ -263,7 +264,7 @@ class BetaTCVAE(_BaseVAE):
         beta=6.0,
         gamma=1.0,
         tc_estimator="mss",
-        anneal_steps=0,
+        anneal_steps=0.3,
         free_bits=0.0,
         supervision_weight=0.0,
         supervision_loss="xent",
@@ -279,7 +280,7 @@ class BetaTCVAE(_BaseVAE):
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
-        precision="fp32",
+        precision="auto",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,

@@ -60,10 +60,11 @@ class BetaVAE(_BaseVAE):
         Optimisation steps ``T_C`` over which the capacity rises linearly from
         0 to ``capacity`` (0: the full capacity from the start).
 
-    anneal_steps : int, default=0
+    anneal_steps : int or float, default=0.3
         KL annealing: ``beta(t) = min(1, t / anneal_steps) * beta`` for the
         ``t``-th optimisation step (``t = 0, 1, ...``), so beta rises linearly
         from 0 to ``beta`` over ``anneal_steps`` steps, then stays. 0 disables it.
+        [shared: anneal_steps_fraction]
 
     free_bits : float, default=0.0
         Free bits ``lambda`` in nats per latent dimension (Kingma et al. 2016,
@@ -214,7 +215,7 @@ class BetaVAE(_BaseVAE):
         beta=1.0,
         capacity=None,
         capacity_steps=0,
-        anneal_steps=0,
+        anneal_steps=0.3,
         free_bits=0.0,
         supervision_weight=0.0,
         supervision_loss="xent",
@@ -230,7 +231,7 @@ class BetaVAE(_BaseVAE):
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
-        precision="fp32",
+        precision="auto",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,

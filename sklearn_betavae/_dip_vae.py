@@ -70,11 +70,12 @@ class DIPVAE(_BaseVAE):
     dip_type : {"i", "ii"}, default="ii"
         Which covariance is matched, see above.
 
-    anneal_steps : int, default=0
+    anneal_steps : int or float, default=0.3
         KL annealing: the KL weight at the ``t``-th optimisation step
         (``t = 0, 1, ...``) is ``beta(t) = min(1, t / anneal_steps)``, rising
         linearly from 0 to 1 over ``anneal_steps`` steps, then staying. 0
         disables it.
+        [shared: anneal_steps_fraction]
 
     free_bits : float, default=0.0
         Free bits ``lambda`` in nats per latent dimension (Kingma et al. 2016,
@@ -226,7 +227,7 @@ class DIPVAE(_BaseVAE):
         lambda_od=10.0,
         lambda_d=None,
         dip_type="ii",
-        anneal_steps=0,
+        anneal_steps=0.3,
         free_bits=0.0,
         supervision_weight=0.0,
         supervision_loss="xent",
@@ -242,7 +243,7 @@ class DIPVAE(_BaseVAE):
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
-        precision="fp32",
+        precision="auto",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,

@@ -214,11 +214,12 @@ class FactorVAE(_BaseVAE):
         Learning rate of the discriminator's Adam optimizer (betas (0.5, 0.9)
         as in Kim & Mnih 2018).
 
-    anneal_steps : int, default=0
+    anneal_steps : int or float, default=0.3
         Annealing of the total-correlation weight:
         ``gamma(t) = min(1, t / anneal_steps) * gamma`` for the ``t``-th
         optimisation step, so the penalty rises linearly from 0 while the
         discriminator learns; the KL weight stays 1. 0 disables it.
+        [shared: anneal_steps_fraction]
 
     free_bits : float, default=0.0
         Free bits ``lambda`` in nats per latent dimension (Kingma et al. 2016,
@@ -377,7 +378,7 @@ class FactorVAE(_BaseVAE):
         gamma=30.0,
         discriminator_hidden_layer_sizes=(1000,) * 6,
         discriminator_learning_rate=1e-4,
-        anneal_steps=0,
+        anneal_steps=0.3,
         free_bits=0.0,
         supervision_weight=0.0,
         supervision_loss="xent",
@@ -393,7 +394,7 @@ class FactorVAE(_BaseVAE):
         optimizer="adam",
         weight_decay=0.0,
         clip_grad_norm=None,
-        precision="fp32",
+        precision="auto",
         max_epochs=50,
         early_stopping=False,
         validation_fraction=0.1,

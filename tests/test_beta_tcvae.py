@@ -49,7 +49,8 @@ def _objective(estimator, dataset_size=100):
 def test_unit_weights_telescope_to_log_ratio(tc_estimator):
     # With alpha = beta = gamma = 1, penalty = mean_i [log q(z_i|x_i) - log p(z_i)], per scipy.
     x, mu, logvar, decoded = _gaussian_batch()
-    objective = _objective(BetaTCVAE(alpha=1.0, beta=1.0, gamma=1.0, tc_estimator=tc_estimator))
+    objective = _objective(BetaTCVAE(alpha=1.0, beta=1.0, gamma=1.0, tc_estimator=tc_estimator,
+                                     anneal_steps=0))
     z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, dtype=mu.dtype,
                                                    generator=torch.Generator().manual_seed(1))
     loss, logs = objective(x, mu, logvar, z, decoded, step=0)
@@ -67,7 +68,8 @@ def test_unit_weights_telescope_to_log_ratio(tc_estimator):
 def test_unit_weights_equal_elbo_objective_in_expectation(tc_estimator):
     # Averaged over many z ~ q(z|x), the alpha=beta=gamma=1 loss approaches the beta=1 ELBO loss.
     x, mu, logvar, decoded = _gaussian_batch()
-    objective = _objective(BetaTCVAE(alpha=1.0, beta=1.0, gamma=1.0, tc_estimator=tc_estimator))
+    objective = _objective(BetaTCVAE(alpha=1.0, beta=1.0, gamma=1.0, tc_estimator=tc_estimator,
+                                     anneal_steps=0))
     elbo_objective = _BetaVAEObjective(beta=1.0, capacity=None, capacity_steps=0,
                                        likelihood="gaussian", dataset_size=100)
     # 20000 draws of the whole minibatch, evaluated at once with vmap (one set of

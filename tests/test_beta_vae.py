@@ -81,7 +81,7 @@ def test_free_bits_penalise_each_dimension_at_least_lambda(X):
     # With free bits the KL term is sum_j max(lambda, batch-mean KL_j): never below lambda.
     lam = 0.5
     vae = BetaVAE(n_components=4, hidden_layer_sizes=(8,), beta=2.0, free_bits=lam,
-                  batch_size=16, max_epochs=3, random_state=0).fit(X)
+                  anneal_steps=0, batch_size=16, max_epochs=3, random_state=0).fit(X)
     kl_per_dim = np.array(_batch_column(vae, "train_kl_per_dim"))
     penalised = np.maximum(lam, kl_per_dim)
     assert np.all(penalised >= lam)
@@ -109,7 +109,7 @@ def test_free_bits_stop_gradient_of_dimensions_below_lambda():
 def test_capacity_schedule_and_objective(X):
     # C(t) rises linearly to `capacity` over capacity_steps; loss = recon + beta * |KL - C(t)|.
     vae = BetaVAE(n_components=3, hidden_layer_sizes=(8,), beta=10.0, capacity=5.0,
-                  capacity_steps=8, batch_size=16, max_epochs=2, random_state=0).fit(X)
+                  capacity_steps=8, anneal_steps=0, batch_size=16, max_epochs=2, random_state=0).fit(X)
     capacity = np.array(_batch_column(vae, "train_capacity"))
     assert_allclose(capacity, [5.0 * min(1.0, t / 8) for t in range(14)])
     loss = np.array(_batch_column(vae, "train_loss"))
