@@ -63,6 +63,15 @@ def _parse_overrides(items):
     return overrides
 
 
+def _defaults(estimator):
+    """The estimator's default parameters, as JSON values: part of a cached run's key.
+
+    A run is reused only under the defaults it was made with: when a default
+    changes, ``--set`` nothing measures the new one.
+    """
+    return json.loads(json.dumps(ESTIMATORS[estimator]().get_params(), default=repr))
+
+
 def sprites(estimator, epochs, seed, overrides, n_train=20000, image_size=64):
     X, _ = make_sprites(n_train, image_size=image_size, random_state=1000)
     X_eval, factors = make_sprites(5000, image_size=image_size, random_state=2000)
@@ -114,7 +123,9 @@ def main(argv=None):
     parser.add_argument("--markdown")
     args = parser.parse_args(argv)
     overrides = _parse_overrides(args.set)
-    config = dict(mode=args.mode, overrides=overrides, version=sklearn_betavae.__version__,
+    estimator = args.estimator if args.mode == "sprites" else "BetaVAE"
+    config = dict(mode=args.mode, overrides=overrides, defaults=_defaults(estimator),
+                  version=sklearn_betavae.__version__,
                   **({"estimator": args.estimator, "epochs": args.epochs}
                      if args.mode == "sprites" else {}))
     done = {}

@@ -33,13 +33,18 @@ N_COMPONENTS = 10
 # KL warm-up (beta(t) = min(1, t / T) beta) for every VAE: without it the 32x32
 # models sit on the mean-image plateau for most of a short budget.
 ANNEAL_STEPS = 1000
+# The tables in docs/benchmarks.md were measured in fp32, before precision="auto"
+# (bf16 for these convolutional models on a CPU with AVX-512 BF16) became the
+# default; pinned so that a re-run reproduces them.
+PRECISION = "fp32"
 
 
-def _shared_params(image_size, steps, n_train, batch_size):
+def _shared_params(image_size, steps, n_train, batch_size, precision=PRECISION):
     """Epochs giving about ``steps`` optimisation steps, and the parameters all VAEs share."""
     epochs = max(1, round(steps * batch_size / n_train))
     return epochs, dict(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
-                        batch_size=batch_size, max_epochs=epochs, anneal_steps=ANNEAL_STEPS)
+                        batch_size=batch_size, max_epochs=epochs, anneal_steps=ANNEAL_STEPS,
+                        precision=precision)
 
 
 def _models(image_size, steps, n_train, batch_size):

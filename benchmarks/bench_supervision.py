@@ -31,7 +31,7 @@ import torch
 from joblib import Parallel, delayed
 
 import sklearn_betavae
-from bench_disentanglement import ANNEAL_STEPS, N_COMPONENTS, _load_cache
+from bench_disentanglement import ANNEAL_STEPS, N_COMPONENTS, PRECISION, _load_cache
 from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE
 from sklearn_betavae.datasets import FACTOR_NAMES, SpritesSampler, make_sprites
 from sklearn_betavae.metrics import dci, factor_vae_score, mutual_info_gap
@@ -74,7 +74,8 @@ def _fit_and_score(config, fraction, seed, n_threads):
         n_components=N_COMPONENTS, image_shape=(size, size), batch_size=config["batch_size"],
         max_epochs=epochs, anneal_steps=min(ANNEAL_STEPS, config["steps"] // 3),
         supervision_weight=config["supervision_weight"] if fraction > 0 else 0.0,
-        labelled_batch_size=config["labelled_batch_size"], random_state=seed,
+        labelled_batch_size=config["labelled_batch_size"], precision=PRECISION,
+        random_state=seed,
     )
     start = time.perf_counter()
     model.fit(X, partially_labelled(factors, fraction, seed))

@@ -40,9 +40,12 @@ GRID = [("BetaVAE", BetaVAE, beta) for beta in (1.0, 2.0, 4.0, 8.0, 16.0)] + [
     ("BetaTCVAE", BetaTCVAE, beta) for beta in (1.0, 2.0, 4.0, 6.0, 10.0)
 ]
 SETTINGS = {f"{name} (beta={beta:g})": (cls, beta) for name, cls, beta in GRID}
+# Unlike the disentanglement table (fp32), precision "auto": bf16 on a CPU with
+# AVX-512 BF16 (1.4 to 1.7 times as fast on these models), the package's default.
 FULL = dict(image_size=32, steps=3000, n_train=20000, batch_size=64, n_eval=5000,
+            precision="auto",
             factor_vae=dict(n_train=2000, n_eval=1000, n_variance_estimate=5000))
-QUICK = dict(image_size=16, steps=8, n_train=256, batch_size=64, n_eval=256,
+QUICK = dict(image_size=16, steps=8, n_train=256, batch_size=64, n_eval=256, precision="auto",
              factor_vae=dict(n_train=40, n_eval=20, n_variance_estimate=256))
 
 
@@ -52,7 +55,8 @@ def _fit_and_encode(setting, seed, config, n_threads):
     size = config["image_size"]
     X, _ = make_sprites(config["n_train"], image_size=size, random_state=1000)
     X_eval, factors_eval = make_sprites(config["n_eval"], image_size=size, random_state=2000)
-    _, shared = _shared_params(size, config["steps"], config["n_train"], config["batch_size"])
+    _, shared = _shared_params(size, config["steps"], config["n_train"], config["batch_size"],
+                               precision=config["precision"])
     cls, beta = SETTINGS[setting]
     model = cls(beta=beta, random_state=seed, **shared)
     start = time.perf_counter()
@@ -178,7 +182,8 @@ def main():
         f"--n-jobs {args.n_jobs}{' --quick' if args.quick else ''}`. Budget: "
         f"{config['n_train']} training sprites at {config['image_size']}x"
         f"{config['image_size']}, {epochs} epochs of batch {config['batch_size']} per fit "
-        f"with a KL warm-up over {ANNEAL_STEPS} steps, {N_COMPONENTS} components; scores and "
+        f"with a KL warm-up over {ANNEAL_STEPS} steps, {N_COMPONENTS} components, precision "
+        f"{config['precision']!r}; scores and "
         f"UDR on {config['n_eval']} fresh sprites; {len(args.seeds)} seeds per setting."
     )
     text = _markdown(rows, correlations, n_models, header)
