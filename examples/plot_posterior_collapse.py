@@ -31,6 +31,10 @@ mean varies across the data) and compare the KL carried by each dimension.
 # the annealed models reach their full beta after about 18 of the 50 epochs.
 # (The estimators' default, ``anneal_steps=0.3``, would warm up over the first
 # 15 epochs; the plain models switch the warm-up off with ``anneal_steps=0``.)
+# A model that leaves most dimensions unused is reported by a
+# ``PosteriorCollapseWarning`` after its fit; it is caught here and its first
+# sentence printed. The whole example takes about 15 s on 2 CPU cores.
+import warnings
 from time import perf_counter
 
 import matplotlib.pyplot as plt
@@ -39,6 +43,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from sklearn_betavae import BetaVAE
+from sklearn_betavae.exceptions import PosteriorCollapseWarning
 from sklearn_betavae.metrics import active_units
 from sklearn_betavae.plotting import plot_training_history
 
@@ -55,10 +60,15 @@ models = {}
 for name, params in settings.items():
     print(f"fitting {name}...", end=" ", flush=True)
     start = perf_counter()
-    models[name] = BetaVAE(
-        n_components=16, beta=2.0, max_epochs=50, random_state=0, **params
-    ).fit(X_train)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PosteriorCollapseWarning)
+        models[name] = BetaVAE(
+            n_components=16, beta=2.0, max_epochs=50, random_state=0, **params
+        ).fit(X_train)
+    collapse = [w for w in caught if issubclass(w.category, PosteriorCollapseWarning)]
     print(f"{perf_counter() - start:.0f} s")
+    if collapse:
+        print("  warned:", str(collapse[0].message).split(" (")[0])
 
 # %%
 # Active units and held-out ELBO
