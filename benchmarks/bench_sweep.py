@@ -85,7 +85,10 @@ def _loky(X, estimator, grid, cv):
 def _dask_map(client):
     def run(X, estimator, grid, cv):
         tasks = _tasks(X, estimator, grid, cv)
-        X_future = client.scatter(X, broadcast=True)
+        # A fresh key per call (hash=False): with the default content hash, a repeat
+        # re-scatters under the same key while the release of the previous call's
+        # future is still in flight, and the scheduler drops the data ("lost dependencies").
+        X_future = client.scatter(X, broadcast=True, hash=False)
         futures = [
             client.submit(_fit_and_score, estimator, params, X_future, train, test, pure=False)
             for params, train, test in tasks
