@@ -11,11 +11,15 @@
   the error instead.
 """
 
+import concurrent.futures
 import functools
 import sys
+import threading
 
 import joblib
 import torch
+
+from .exceptions import ClusterCancelledTaskError
 
 
 def limit_torch_threads_to_dask_worker():
@@ -44,6 +48,11 @@ class _ClusterFailure:
         self.error = error
 
 
+# Seconds a cancelled task waits before its cancellation is reported, so that the failure
+# that caused it (a worker that died holding the task's data) is reported first.
+_CANCELLATION_GRACE = 2.0
+
+
 @functools.cache
 def _dask_backend_class():
     """joblib's dask backend, reporting tasks that the cluster fails to ``Parallel``.
@@ -53,19 +62,66 @@ def _dask_backend_class():
     worker died (``distributed.KilledWorker``), is never reported, and
     ``Parallel`` (so ``GridSearchCV``) waits forever. This subclass reports
     it, so that ``Parallel`` raises it.
+
+    A worker that dies can also take with it data that other tasks need (the
+    arguments joblib scattered to it): the scheduler then cancels them
+    (``FutureCancelledError``, "lost dependencies" or "already forgotten"),
+    at about the time the dying task fails. ``Parallel`` raises the error of
+    the first task, in submission order, that has one, so a cancellation could
+    hide its cause. Cancellations are therefore reported after a grace period,
+    as the first cluster failure of the call when there was one (the
+    ``KilledWorker``), as a :class:`~sklearn_betavae.exceptions.ClusterCancelledTaskError`
+    otherwise.
     """
     from joblib._dask import DaskDistributedBackend
 
     class DaskBackend(DaskDistributedBackend):
+        def start_call(self):
+            super().start_call()
+            self._first_failure = None
+
         def submit(self, func, callback=None):
-            future = super().submit(func, callback)
+            relay = None
+            if callback is not None:
+
+                def relay(out):
+                    # joblib passes a cancelled task's FutureCancelledError as its result.
+                    if isinstance(out, concurrent.futures.CancelledError):
+                        self._report_cancellation_later(out, callback)
+                    else:
+                        callback(out)
+
+            future = super().submit(func, relay)
 
             def report_failure(done):
-                if callback is not None and not done.cancelled() and done.exception():
-                    callback(_ClusterFailure(done.exception()))
+                if callback is None or done.cancelled() or done.exception() is None:
+                    return
+                error = done.exception()
+                if isinstance(error, concurrent.futures.CancelledError):
+                    self._report_cancellation_later(error, callback)
+                    return
+                if getattr(self, "_first_failure", None) is None:
+                    self._first_failure = error
+                callback(_ClusterFailure(error))
 
             future.add_done_callback(report_failure)
             return future
+
+        def _report_cancellation_later(self, error, callback):
+            def report():
+                cause = getattr(self, "_first_failure", None)
+                if cause is None:
+                    cause = ClusterCancelledTaskError(
+                        f"The dask cluster cancelled a task of this call ({error}), which "
+                        "happens when a worker dies holding data the task needs: see the "
+                        "workers' logs."
+                    )
+                    cause.__cause__ = error
+                callback(_ClusterFailure(cause))
+
+            timer = threading.Timer(_CANCELLATION_GRACE, report)
+            timer.daemon = True
+            timer.start()
 
         def retrieve_result_callback(self, out):
             if isinstance(out, _ClusterFailure):

@@ -4,7 +4,12 @@ Like :mod:`sklearn.exceptions`: a leaf module that imports nothing from the
 rest of the package.
 """
 
-__all__ = ["PosteriorCollapseWarning", "TrainingDivergedError", "TrainingInterruptedWarning"]
+__all__ = [
+    "ClusterCancelledTaskError",
+    "PosteriorCollapseWarning",
+    "TrainingDivergedError",
+    "TrainingInterruptedWarning",
+]
 
 
 class TrainingDivergedError(ValueError):
@@ -31,4 +36,16 @@ class PosteriorCollapseWarning(UserWarning):
     Their posterior equals the prior for every sample (a KL near 0 nats):
     the code ignores the data. Warm-up (``anneal_steps``), free bits or a
     lower regularisation weight usually help.
+    """
+
+
+class ClusterCancelledTaskError(RuntimeError):
+    """A dask cluster cancelled a task of a joblib call that no other failure explains.
+
+    Raised under ``joblib.parallel_backend("dask")`` (for example by
+    ``GridSearchCV``) when the scheduler cancels a task, as it does when a
+    worker dies holding data the task needs, and no task of the call failed
+    first. When one did (typically ``distributed.KilledWorker`` for the task
+    that killed its worker), that error is raised instead. The cancellation
+    is the ``__cause__``.
     """

@@ -22,6 +22,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_betavae import BetaVAE
+from sklearn_betavae.exceptions import ClusterCancelledTaskError
 from sklearn_betavae.metrics import elbo_scorer
 from sklearn_betavae.model_selection import UDRSelector
 
@@ -185,3 +186,37 @@ def test_package_does_not_import_distributed():
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("first_failure", [None, "killed"])
+def test_cancelled_task_reports_the_failure_that_caused_it(monkeypatch, first_failure):
+    # A worker that dies holding scattered data makes the scheduler cancel the tasks that
+    # needed it, about when the dying task fails. joblib raises the error of the first task
+    # in submission order, so the cancellation is reported late and as its cause.
+    from sklearn_betavae import _parallel
+
+    monkeypatch.setattr(_parallel, "_CANCELLATION_GRACE", 0.05)
+    backend = object.__new__(_parallel._dask_backend_class())
+    killed = distributed.KilledWorker("task", "worker", 0)
+    backend._first_failure = None
+    reported = threading.Event()
+    received = []
+
+    def callback(out):
+        received.append(out)
+        reported.set()
+
+    cancellation = distributed.client.FutureCancelledError("key", reason="lost dependencies")
+    backend._report_cancellation_later(cancellation, callback)
+    if first_failure:
+        backend._first_failure = killed  # the dying task's failure arrives within the grace
+    assert not received  # nothing reported before the grace period
+    assert reported.wait(TIMEOUT)
+    with pytest.raises(Exception) as raised:
+        backend.retrieve_result_callback(received[0])
+    if first_failure:
+        assert raised.value is killed
+    else:
+        assert isinstance(raised.value, ClusterCancelledTaskError)
+        assert "lost dependencies" in str(raised.value) and "worker dies" in str(raised.value)
+        assert raised.value.__cause__ is cancellation
