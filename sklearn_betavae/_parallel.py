@@ -100,7 +100,7 @@ def _dask_backend_class():
                 if isinstance(error, concurrent.futures.CancelledError):
                     self._report_cancellation_later(error, callback)
                     return
-                if getattr(self, "_first_failure", None) is None:
+                if self._first_failure is None:
                     self._first_failure = error
                 callback(_ClusterFailure(error))
 
@@ -109,7 +109,7 @@ def _dask_backend_class():
 
         def _report_cancellation_later(self, error, callback):
             def report():
-                cause = getattr(self, "_first_failure", None)
+                cause = self._first_failure
                 if cause is None:
                     cause = ClusterCancelledTaskError(
                         f"The dask cluster cancelled a task of this call ({error}), which "
