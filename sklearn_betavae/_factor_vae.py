@@ -5,7 +5,7 @@ from numbers import Real
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ._base import _BaseVAE, _check_layer_sizes
+from ._base import _OPTIMIZER_OPTIONS, _BaseVAE, _check_layer_sizes
 from ._losses import discriminator_accuracy, discriminator_loss, discriminator_tc, permute_dims
 from ._modules import Discriminator, build_initialized
 from ._net import VAENet, VAEObjective
@@ -206,9 +206,13 @@ class FactorVAE(_BaseVAE):
         ``gamma=0`` trains a plain VAE (and a discriminator that does not
         influence it).
 
-    discriminator_hidden_layer_sizes : tuple of int, default=(1000,) * 6
+    discriminator_hidden_layer_sizes : tuple of int, default=(256,) * 4
         Widths of the discriminator's hidden layers (LeakyReLU(0.2) between
-        them), six layers of 1000 units in Kim & Mnih (2018).
+        them). Kim & Mnih (2018) use six layers of 1000 units,
+        ``(1000,) * 6``: on generated sprites that discriminator made fits
+        three times as long for the same FactorVAE score and MIG within the
+        spread over seeds (see the disentanglement benchmark in the
+        documentation).
 
     discriminator_learning_rate : float, default=1e-4
         Learning rate of the discriminator's Adam optimizer (betas (0.5, 0.9)
@@ -376,7 +380,7 @@ class FactorVAE(_BaseVAE):
         n_components=10,
         *,
         gamma=30.0,
-        discriminator_hidden_layer_sizes=(1000,) * 6,
+        discriminator_hidden_layer_sizes=(256,) * 4,
         discriminator_learning_rate=1e-4,
         anneal_steps=0.3,
         free_bits=0.0,
@@ -473,6 +477,6 @@ class FactorVAE(_BaseVAE):
             discriminator=discriminator,
             discriminator_optimizer__lr=self.discriminator_learning_rate,
             discriminator_optimizer__betas=_DISCRIMINATOR_BETAS,
-            discriminator_optimizer__foreach=True,
+            **{f"discriminator_optimizer__{k}": v for k, v in _OPTIMIZER_OPTIONS.items()},
             **net_params,
         )

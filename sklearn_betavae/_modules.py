@@ -253,7 +253,8 @@ class _LeakyReLU(nn.LeakyReLU):
 class Discriminator(nn.Module):
     """MLP classifying latent codes as joint samples (logit 0) or permuted (logit 1).
 
-    Kim & Mnih (2018), Appendix: 6 layers of 1000 units with LeakyReLU(0.2).
+    Kim & Mnih (2018), Appendix: 6 layers of 1000 units with LeakyReLU(0.2);
+    the widths are ``hidden_layer_sizes`` (FactorVAE's default is 4 x 256).
     """
 
     def __init__(self, n_components, hidden_layer_sizes):

@@ -456,8 +456,10 @@ def save(estimator, path, *, include_optimizer=False):
         saved model continued; without it, training continues from the
         weights with a fresh optimizer state and, for FactorVAE, a
         discriminator initialised anew (from the model's seed). The default
-        file is much smaller: for FactorVAE's default discriminator of six
-        layers of 1000 units, tens of megabytes smaller.
+        file is smaller: the optimizer state is twice the size of the
+        weights, and for FactorVAE the discriminator adds its weights and
+        its own optimizer state (tens of megabytes for the paper's six layers
+        of 1000 units).
 
     Returns
     -------

@@ -751,8 +751,11 @@ def test_optimizer_choice_weight_decay_and_gradient_clipping(digits):
     vae = _small(optimizer="adamw", weight_decay=0.05, max_epochs=1).fit(X)
     assert isinstance(vae.net_.optimizer_, torch.optim.AdamW)
     assert vae.net_.optimizer_.param_groups[0]["weight_decay"] == 0.05
+    # Named optimizers run torch's fused implementation; a class is built as given.
+    assert vae.net_.optimizer_.param_groups[0]["fused"] is True
     sgd = _small(optimizer=torch.optim.SGD, learning_rate=0.01, max_epochs=1).fit(X)
     assert isinstance(sgd.net_.optimizer_, torch.optim.SGD)
+    assert not sgd.net_.optimizer_.param_groups[0].get("fused")
     with pytest.raises(ValueError, match="optimizer must be"):
         _small(optimizer=dict).fit(X)
     norms = []

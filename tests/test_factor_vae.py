@@ -129,6 +129,7 @@ def test_optimizers_hold_disjoint_parameters_covering_each_module(fitted):
     group = net.discriminator_optimizer_.param_groups[0]
     assert group["lr"] == fitted.discriminator_learning_rate
     assert group["betas"] == (0.5, 0.9)
+    assert group["fused"] is True and net.optimizer_.param_groups[0]["fused"] is True
 
 
 def test_loss_is_elbo_plus_annealed_gamma_times_tc_estimate(X):
