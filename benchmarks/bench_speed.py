@@ -37,6 +37,22 @@ INFERENCE_CALLS = 5
 TABLES = ["training", "relative", "precision"]
 
 
+def _plain_step(encode, decode, x, optimizer, autocast):
+    """One step of the plain loop: forward passes under ``autocast``, loss in fp32."""
+    with autocast:
+        mu, logvar = encode(x)
+    mu, logvar = mu.float(), logvar.float()
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    with autocast:
+        logits = decode(z)
+    recon = -reconstruction_log_likelihood(x, logits.float(), "bernoulli").mean()
+    loss = recon + gaussian_kl_per_dim(mu, logvar).sum(1).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    loss.item()  # the package reads the loss every step too (history)
+
+
 def _plain_fit(X, n_components, image_shape, batch_size, epochs, seed, precision="fp32",
                channels_last=False):
     """The loop a user would write: float32 tensor up front, randperm, Adam.
@@ -57,19 +73,8 @@ def _plain_fit(X, n_components, image_shape, batch_size, epochs, seed, precision
     for _ in range(epochs):
         order = torch.randperm(len(data))
         for i in range(0, len(data), batch_size):
-            x = data[order[i : i + batch_size]]
-            with autocast:
-                mu, logvar = module(x)
-            mu, logvar = mu.float(), logvar.float()
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            with autocast:
-                logits = module.decode(z)
-            recon = -reconstruction_log_likelihood(x, logits.float(), "bernoulli").mean()
-            loss = recon + gaussian_kl_per_dim(mu, logvar).sum(1).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss.item()  # the package reads the loss every step too (history)
+            _plain_step(module, module.decode, data[order[i : i + batch_size]], optimizer,
+                        autocast)
     return epochs * len(X) / (time.perf_counter() - start), module
 
 
@@ -205,18 +210,8 @@ def _plain_compiled_fit(X, n_components, image_shape, batch_size, epochs, seed, 
         for i in range(0, len(data), batch_size):
             t0 = time.perf_counter()
             x = data[order[i : i + batch_size]]
-            with autocast:
-                mu, logvar = compiled(x)
-            mu, logvar = mu.float(), logvar.float()
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            with autocast:
-                decoded = compiled.decode(z) if hasattr(compiled, "decode") else module.decode(z)
-            recon = -reconstruction_log_likelihood(x, decoded.float(), "bernoulli").mean()
-            loss = recon + gaussian_kl_per_dim(mu, logvar).sum(1).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss.item()
+            decode = compiled.decode if hasattr(compiled, "decode") else module.decode
+            _plain_step(compiled, decode, x, optimizer, autocast)
             if first_step is None:
                 first_step = time.perf_counter() - t0
             seen += len(x)

@@ -54,12 +54,8 @@ _N_SCORE_SAMPLES = 8
 _UNIT_INTERVAL_LIKELIHOODS = ("bernoulli", "continuous_bernoulli")
 # Device types a model can train on ("auto" picks cuda or cpu).
 _DEVICE_TYPES = ("cpu", "cuda", "mps")
-# Optimizers by name, and how the package builds them (its own and FactorVAE's
-# discriminator's): torch's fused implementation, one kernel per parameter for the
-# whole update (CPU, CUDA, MPS); 3.4x faster than the multi-tensor (foreach) path
-# on the digits MLP, measured in benchmarks/bench_speed.py.
+# Optimizers by name; built fused (_fused_optimizer_params).
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-_OPTIMIZER_OPTIONS = {"fused": True}
 # Whether the convolutional networks use the channels_last memory format, per precision
 # (benchmarks/bench_speed.py measures it).
 _CHANNELS_LAST = {"fp32": False, "bf16": True, "fp16": True}
@@ -314,6 +310,17 @@ def _check_positive_ints(values, name):
             f"{name} must hold positive integers; got {values!r} (invalid: {bad!r})."
         )
     return tuple(int(v) for v in values)
+
+
+def _fused_optimizer_params(prefix):
+    """skorch arguments building the optimizer registered as ``prefix`` fused.
+
+    The package's Adam / AdamW and FactorVAE's discriminator's Adam run torch's
+    fused implementation, one kernel per parameter for the whole update (CPU,
+    CUDA, MPS): 3.4x faster than the multi-tensor (foreach) path on the digits
+    MLP (benchmarks/bench_speed.py).
+    """
+    return {f"{prefix}__fused": True}
 
 
 def _check_layer_sizes(sizes, name):
@@ -1227,7 +1234,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """
         if isinstance(self.optimizer, str):
             optimizer = _OPTIMIZERS[self.optimizer]
-            net_params.update({f"optimizer__{k}": v for k, v in _OPTIMIZER_OPTIONS.items()})
+            net_params.update(_fused_optimizer_params("optimizer"))
         elif isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
             optimizer = self.optimizer
         else:

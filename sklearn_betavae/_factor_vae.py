@@ -5,7 +5,7 @@ from numbers import Real
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ._base import _OPTIMIZER_OPTIONS, _BaseVAE, _check_layer_sizes
+from ._base import _BaseVAE, _check_layer_sizes, _fused_optimizer_params
 from ._losses import discriminator_accuracy, discriminator_loss, discriminator_tc, permute_dims
 from ._modules import Discriminator, build_initialized
 from ._net import VAENet, VAEObjective
@@ -477,6 +477,6 @@ class FactorVAE(_BaseVAE):
             discriminator=discriminator,
             discriminator_optimizer__lr=self.discriminator_learning_rate,
             discriminator_optimizer__betas=_DISCRIMINATOR_BETAS,
-            **{f"discriminator_optimizer__{k}": v for k, v in _OPTIMIZER_OPTIONS.items()},
+            **_fused_optimizer_params("discriminator_optimizer"),
             **net_params,
         )
