@@ -27,6 +27,7 @@ from sklearn.pipeline import make_pipeline
 
 import sklearn_betavae
 from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE
+from sklearn_betavae._modules import CONV_CHANNELS, conv_channels
 from sklearn_betavae.datasets import SpritesSampler, make_sprites
 from sklearn_betavae.metrics import active_units, dci, factor_vae_score, mutual_info_gap, sap_score
 
@@ -40,6 +41,16 @@ ANNEAL_STEPS = 1000
 PRECISION = "fp32"
 # Kim & Mnih (2018)'s discriminator: six hidden layers of 1000 units.
 PAPER_DISCRIMINATOR = (1000,) * 6
+
+
+def architecture_key(image_size):
+    """Cache-key entries for the built-in convolutional stack at ``image_size``.
+
+    Empty where it is the literature's four convolutions (so caches written
+    before 64x64 images got a fifth one keep their keys), else its channels.
+    """
+    channels = conv_channels((1, image_size, image_size))
+    return {} if channels == CONV_CHANNELS else {"conv_channels": list(channels)}
 
 
 def _shared_params(image_size, steps, n_train, batch_size, precision=PRECISION):
@@ -155,6 +166,7 @@ def run(image_size, steps, seeds, n_train, batch_size, only=None, n_jobs=1, cach
                   anneal_steps=ANNEAL_STEPS, version=sklearn_betavae.__version__)
     if precision != PRECISION:  # keeps the keys of caches written before the option
         config["precision"] = precision
+    config.update(architecture_key(image_size))
     done = _load_cache(cache, config)
     pairs = [(name, seed) for name in models if not only or name in only for seed in seeds]
     todo = [pair for pair in pairs if pair not in done]

@@ -75,6 +75,17 @@ _SHARED_DOCS = {
         "        steps (the default, 0.3, warms up over the first 30% of the epochs,\n"
         '        whatever the data size; see docs/benchmarks.md, "Defaults").\n'
     ),
+    "image_shape": (
+        "    image_shape : tuple of int or None, default=None\n"
+        "        ``(height, width)`` or ``(channels, height, width)`` of images passed\n"
+        "        flattened as rows of X. Selects the convolutional encoder and decoder\n"
+        "        of Higgins et al. / Burgess et al. / Locatello et al.: 4x4 stride-2\n"
+        "        convolutions with 32, 32, 64, 64 channels, then 256 units. Larger\n"
+        "        images get further 64-channel convolutions while the last feature\n"
+        "        map is at least 4x4 and its sides halve evenly: five at 64x64, where\n"
+        "        the literature's four leave 4x4 (see docs/benchmarks.md,\n"
+        "        \"Defaults\"). Height and width must be multiples of 16.\n"
+    ),
     "n_components": (
         "    n_components : int, default=10\n"
         "        Dimension of the latent code z.\n"

@@ -80,12 +80,7 @@ class BetaVAE(_BaseVAE):
 
     [shared: hidden_layer_sizes]
 
-    image_shape : tuple of int or None, default=None
-        ``(height, width)`` or ``(channels, height, width)`` of images passed
-        flattened as rows of X. Selects the convolutional encoder and decoder
-        of Higgins et al. / Burgess et al. / Locatello et al.: four 4x4
-        stride-2 convolutions with 32, 32, 64, 64 channels, then 256 units.
-        Height and width must be multiples of 16.
+    [shared: image_shape]
 
     [shared: encoder]
 

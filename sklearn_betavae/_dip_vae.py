@@ -92,11 +92,7 @@ class DIPVAE(_BaseVAE):
 
     [shared: hidden_layer_sizes]
 
-    image_shape : tuple of int or None, default=None
-        ``(height, width)`` or ``(channels, height, width)`` of images passed
-        flattened as rows of X. Selects the convolutional encoder and decoder
-        (four 4x4 stride-2 convolutions with 32, 32, 64, 64 channels, then 256
-        units). Height and width must be multiples of 16.
+    [shared: image_shape]
 
     [shared: encoder]
 

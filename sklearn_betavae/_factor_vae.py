@@ -238,10 +238,7 @@ class FactorVAE(_BaseVAE):
 
     [shared: hidden_layer_sizes]
 
-    image_shape : tuple of int or None, default=None
-        ``(height, width)`` or ``(channels, height, width)`` of images passed
-        flattened as rows of X; selects the convolutional encoder and decoder
-        (see :class:`BetaVAE`). Height and width must be multiples of 16.
+    [shared: image_shape]
 
     [shared: encoder]
 

@@ -19,7 +19,37 @@ _GLOBAL_RNG_LOCK = threading.Lock()
 CONV_CHANNELS = (32, 32, 64, 64)
 CONV_DENSE_UNITS = (256,)
 MLP_HIDDEN_LAYER_SIZES = (256, 256)
-_DOWNSAMPLING = 2 ** len(CONV_CHANNELS)
+# Larger images get further 64-channel stride-2 convolutions while the last feature
+# map is at least this on a side and halves evenly: it ends 2x2 at 32x32 and at 64x64
+# (five convolutions there, where the literature's four leave 4x4). At 64x64 the fifth one takes the
+# defaults from MIG 0.03 to about 0.25 at the same budget (docs/benchmarks.md,
+# "Defaults").
+_MAX_GRID = 4
+
+
+def conv_channels(image_shape):
+    """Output channels of each convolution of the built-in stack for ``image_shape``.
+
+    ``CONV_CHANNELS``, then one more ``CONV_CHANNELS[-1]`` for each further halving
+    of both sides that leaves the feature map at least ``_MAX_GRID // 2`` on a side.
+    ``image_shape`` is ``(channels, height, width)``, sides multiples of 16.
+    """
+    _, height, width = image_shape
+    channels = CONV_CHANNELS
+    while (
+        min(height, width) >> len(channels) >= _MAX_GRID
+        and height % 2 ** (len(channels) + 1) == 0
+        and width % 2 ** (len(channels) + 1) == 0
+    ):
+        channels += CONV_CHANNELS[-1:]
+    return channels
+
+
+def _conv_grid(image_shape):
+    """``(channels, height, width)`` of the last feature map of the built-in stack."""
+    channels = conv_channels(image_shape)
+    downsampling = 2 ** len(channels)
+    return channels[-1], image_shape[1] // downsampling, image_shape[2] // downsampling
 
 
 def _with_conditions(h, c):
@@ -71,11 +101,12 @@ class ConvEncoder(nn.Module):
         super().__init__()
         self.image_shape = tuple(image_shape)
         channels, height, width = self.image_shape
+        conv = conv_channels(self.image_shape)
         layers = []
-        for c_in, c_out in zip((channels, *CONV_CHANNELS[:-1]), CONV_CHANNELS):
+        for c_in, c_out in zip((channels, *conv[:-1]), conv):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         self.conv = nn.Sequential(*layers, nn.Flatten())
-        n_flat = CONV_CHANNELS[-1] * (height // _DOWNSAMPLING) * (width // _DOWNSAMPLING)
+        n_flat = math.prod(_conv_grid(self.image_shape))
         self.dense = _mlp((n_flat + n_conditions, *hidden_layer_sizes, 2 * n_components))
 
     def forward(self, x, c=None):
@@ -91,17 +122,17 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
-        channels, height, width = image_shape
-        self.grid = (CONV_CHANNELS[-1], height // _DOWNSAMPLING, width // _DOWNSAMPLING)
+        conv = conv_channels(image_shape)
+        self.grid = _conv_grid(image_shape)
         n_flat = math.prod(self.grid)
         self.dense = nn.Sequential(
             _mlp((n_components + n_conditions, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
         )
-        out_channels = (*reversed(CONV_CHANNELS[:-1]), channels)
+        out_channels = (*reversed(conv[:-1]), image_shape[0])
         layers = []
-        for i, (c_in, c_out) in enumerate(zip(reversed(CONV_CHANNELS), out_channels)):
+        for i, (c_in, c_out) in enumerate(zip(reversed(conv), out_channels)):
             layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
-            if i < len(CONV_CHANNELS) - 1:
+            if i < len(conv) - 1:
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers, nn.Flatten())
 

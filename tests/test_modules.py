@@ -14,6 +14,7 @@ from sklearn_betavae._modules import (
     build_initialized,
     build_module,
     build_vae_module,
+    conv_channels,
     initialize_parameters,
 )
 
@@ -86,3 +87,35 @@ def test_build_module_falls_back_to_a_seeded_global_rng_for_other_layers():
     assert torch.equal(torch.get_rng_state(), state)
     assert torch.equal(first.scale, second.scale) and not torch.equal(first.scale, other.scale)
     assert torch.equal(first.norm.running_var, torch.ones(3))  # buffers initialised, not empty
+
+
+@pytest.mark.parametrize(
+    "image_shape, n_convolutions, grid",
+    [
+        ((1, 16, 16), 4, (1, 1)),
+        ((1, 32, 32), 4, (2, 2)),
+        ((1, 48, 48), 4, (3, 3)),
+        ((1, 64, 64), 5, (2, 2)),  # the literature's four would leave 4x4
+        ((3, 96, 96), 5, (3, 3)),
+        ((1, 128, 128), 6, (2, 2)),
+        ((1, 64, 32), 4, (4, 2)),  # the short side decides
+        ((1, 80, 80), 4, (5, 5)),  # 5x5 does not halve evenly
+    ],
+)
+def test_convolutional_stack_downsamples_to_a_small_grid(image_shape, n_convolutions, grid):
+    # Counted on the built modules themselves: stride-2 convolutions in the encoder, the
+    # shape of its last feature map on a real batch, and a decoder that mirrors it back
+    # to the input's size.
+    channels, height, width = image_shape
+    assert len(conv_channels(image_shape)) == n_convolutions
+    module = build_vae_module(channels * height * width, 3, None, image_shape)
+    convs = [m for m in module.encoder.conv if isinstance(m, nn.Conv2d)]
+    assert len(convs) == n_convolutions
+    assert [m.out_channels for m in convs] == [32, 32, 64, 64] + [64] * (n_convolutions - 4)
+    x = torch.rand(2, channels * height * width)
+    features = module.encoder.conv[:-1](x.view(2, *image_shape))  # before Flatten
+    assert features.shape == (2, 64, *grid)
+    deconvs = [m for m in module.decoder.deconv if isinstance(m, nn.ConvTranspose2d)]
+    assert len(deconvs) == n_convolutions and deconvs[-1].out_channels == channels
+    mu, _ = module.encode(x)
+    assert module.decode(mu).shape == x.shape
