@@ -21,9 +21,9 @@ CONV_DENSE_UNITS = (256,)
 MLP_HIDDEN_LAYER_SIZES = (256, 256)
 # Larger images get further 64-channel stride-2 convolutions while the last feature
 # map is at least this on a side and halves evenly: it ends 2x2 at 32x32 and at 64x64
-# (five convolutions there, where the literature's four leave 4x4). At 64x64 the fifth one takes the
-# defaults from MIG 0.03 to about 0.25 at the same budget (docs/benchmarks.md,
-# "Defaults").
+# (five convolutions there, where the literature's four leave 4x4). At 64x64 the
+# fifth one takes the defaults from MIG 0.03 to about 0.25 at the same budget
+# (docs/benchmarks.md, "Defaults").
 _MAX_GRID = 4
 
 
@@ -45,9 +45,8 @@ def conv_channels(image_shape):
     return channels
 
 
-def _conv_grid(image_shape):
-    """``(channels, height, width)`` of the last feature map of the built-in stack."""
-    channels = conv_channels(image_shape)
+def _conv_grid(image_shape, channels):
+    """``(channels, height, width)`` of the last feature map of the stack ``channels``."""
     downsampling = 2 ** len(channels)
     return channels[-1], image_shape[1] // downsampling, image_shape[2] // downsampling
 
@@ -100,13 +99,12 @@ class ConvEncoder(nn.Module):
     def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
         self.image_shape = tuple(image_shape)
-        channels, height, width = self.image_shape
         conv = conv_channels(self.image_shape)
         layers = []
-        for c_in, c_out in zip((channels, *conv[:-1]), conv):
+        for c_in, c_out in zip((self.image_shape[0], *conv[:-1]), conv):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU()]
         self.conv = nn.Sequential(*layers, nn.Flatten())
-        n_flat = math.prod(_conv_grid(self.image_shape))
+        n_flat = math.prod(_conv_grid(self.image_shape, conv))
         self.dense = _mlp((n_flat + n_conditions, *hidden_layer_sizes, 2 * n_components))
 
     def forward(self, x, c=None):
@@ -123,7 +121,7 @@ class ConvDecoder(nn.Module):
     def __init__(self, image_shape, n_components, hidden_layer_sizes, n_conditions=0):
         super().__init__()
         conv = conv_channels(image_shape)
-        self.grid = _conv_grid(image_shape)
+        self.grid = _conv_grid(image_shape, conv)
         n_flat = math.prod(self.grid)
         self.dense = nn.Sequential(
             _mlp((n_components + n_conditions, *reversed(hidden_layer_sizes), n_flat)), nn.ReLU()
