@@ -15,10 +15,16 @@ model's samples, ``n_samples`` per class; reported: its accuracy on held-out
 real data (its ceiling) and the fraction of samples it recognises as the
 requested class. Sprite samples are binarised at 0.5 like the data.
 
+``--check-judge`` fits no model: it measures how well the sprites classifier
+recognises real held-out sprites whose outline was changed a little (k pixels
+on the sprite's edge flipped, or the sprite grown or shrunk by one pixel), i.e.
+whether it can judge samples that are close to, but not exactly, a sprite.
+
 Usage::
 
     python benchmarks/bench_conditional.py [--steps 3000] [--seeds 0 1 2]
         [--n-samples 200] [--n-jobs 2] [--markdown FILE] [--quick]
+    python benchmarks/bench_conditional.py --check-judge [--image-size 32]
 """
 
 import argparse
@@ -35,7 +41,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import sklearn_betavae
-from bench_disentanglement import ANNEAL_STEPS, N_COMPONENTS, PRECISION
+from bench_disentanglement import ANNEAL_STEPS, N_COMPONENTS, PRECISION, REGULARIZER_SCALE
 from sklearn_betavae import BetaVAE
 from sklearn_betavae.datasets import make_sprites
 
@@ -60,7 +66,8 @@ def sprites_case(steps, n_train, batch_size, image_size, seed):
                     batch_size=batch_size, max_epochs=epochs,
                     anneal_steps=min(ANNEAL_STEPS, steps // 3),
                     condition_features=list(range(image_size**2, image_size**2 + 3)),
-                    precision=PRECISION, random_state=seed)
+                    precision=PRECISION, regularizer_scale=REGULARIZER_SCALE,
+                    random_state=seed)
 
     def featurize(images):
         return fourier_magnitude(images > 0.5, image_size)
@@ -87,6 +94,37 @@ def digits_case(steps, batch_size, seed):
     classifier = LogisticRegression(max_iter=2000).fit(X_train, y_train)
     ceiling = classifier.score(X_test, y_test)
     return np.hstack([X_train, one_hot(y_train, 10)]), 10, model, classifier, featurize, ceiling
+
+
+def check_judge(image_size, n_train, seed=0):
+    """The sprites classifier's accuracy on real held-out sprites, exact and perturbed."""
+    from scipy import ndimage
+
+    X, factors = make_sprites(n_train, image_size=image_size, random_state=1000)
+    X_test, factors_test = make_sprites(3000, image_size=image_size, random_state=2000)
+    shape, shape_test = (f[:, 0].astype(int) - 1 for f in (factors, factors_test))
+    featurize = lambda images: fourier_magnitude(images, image_size)  # noqa: E731
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    classifier.fit(featurize(X > 0.5), shape)
+    sprites = (X_test > 0.5).reshape(-1, image_size, image_size)
+    rng = np.random.default_rng(seed)
+
+    def flip_edge(k):
+        flipped = sprites.copy()
+        for image in flipped:
+            edge = np.flatnonzero(ndimage.binary_dilation(image) ^ ndimage.binary_erosion(image))
+            image.reshape(-1)[rng.choice(edge, k, replace=False)] ^= True
+        return flipped
+
+    variants = {"exact": sprites}
+    variants.update({f"{k} edge pixels flipped": flip_edge(k) for k in (1, 3, 6)})
+    variants["grown by one pixel"] = np.stack([ndimage.binary_dilation(s) for s in sprites])
+    variants["shrunk by one pixel"] = np.stack([ndimage.binary_erosion(s) for s in sprites])
+    lines = ["| real held-out sprites | classifier accuracy |", "|---|---|"]
+    for name, images in variants.items():
+        accuracy = classifier.score(featurize(images.reshape(len(images), -1)), shape_test)
+        lines.append(f"| {name} | {accuracy:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 def evaluate(case, n_samples, seed):
@@ -130,7 +168,15 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=1, help="seeds run in parallel")
     parser.add_argument("--markdown")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
+    parser.add_argument("--check-judge", action="store_true",
+                        help="only measure the sprites classifier on perturbed real sprites")
     args = parser.parse_args()
+    if args.check_judge:
+        print(f"Machine: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}. Command: "
+              f"`python benchmarks/bench_conditional.py --check-judge --image-size "
+              f"{args.image_size} --n-train {args.n_train}`.\n")
+        print(check_judge(args.image_size, args.n_train))
+        return
     if args.quick:
         args.steps, args.n_train, args.seeds, args.n_samples = 30, 600, args.seeds[:1], 20
     n_threads = max(1, (os.cpu_count() or 1) // args.n_jobs)

@@ -35,6 +35,7 @@ from bench_disentanglement import (
     ANNEAL_STEPS,
     N_COMPONENTS,
     PRECISION,
+    REGULARIZER_SCALE,
     _load_cache,
     architecture_key,
 )
@@ -81,7 +82,7 @@ def _fit_and_score(config, fraction, seed, n_threads):
         max_epochs=epochs, anneal_steps=min(ANNEAL_STEPS, config["steps"] // 3),
         supervision_weight=config["supervision_weight"] if fraction > 0 else 0.0,
         labelled_batch_size=config["labelled_batch_size"], precision=PRECISION,
-        random_state=seed,
+        regularizer_scale=REGULARIZER_SCALE, random_state=seed,
     )
     start = time.perf_counter()
     model.fit(X, partially_labelled(factors, fraction, seed))

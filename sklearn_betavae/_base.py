@@ -61,6 +61,13 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 _CHANNELS_LAST = {"fp32": False, "bf16": True, "fp16": True}
 # A latent dimension whose mean KL is below this (nats) carries no information.
 _COLLAPSED_KL = 0.01
+# regularizer_scale="auto": the regulariser's weights keep their pressure per modelled
+# feature of a 32x32 image (see the shared docs entry below).
+_REFERENCE_N_FEATURES = 32 * 32
+# Parameters and fitted attributes added since 0.1.0, with the values that reproduce a
+# model saved before them (pickles and save() files of earlier versions lack them).
+_LEGACY_PARAMS = {"regularizer_scale": 1.0}
+_LEGACY_FITTED = {"regularizer_scale_": 1.0}
 # Where the HTML representation of an estimator links to (its API page).
 _DOCS_URL = "https://sklearn-betavae.readthedocs.io/en/latest/"
 
@@ -85,6 +92,19 @@ _SHARED_DOCS = {
         "        map is at least 4x4 and its sides halve evenly: five at 64x64, where\n"
         "        the literature's four leave 4x4 (see docs/benchmarks.md,\n"
         "        \"Defaults\"). Height and width must be multiples of 16.\n"
+    ),
+    # Continues each model's own regularizer_scale line (its default is the model's own).
+    "regularizer_scale": (
+        "        Multiplies the whole regulariser (every weight of it, and the KL\n"
+        "        term) against the reconstruction term, which is a sum over the\n"
+        "        modelled features: a weight that fits 1,000 pixels presses four times\n"
+        "        less on 4,000. ``\"auto\"`` is ``max(1, n_modelled / 1024)``: the\n"
+        "        weights keep the pressure per feature they have on a 32x32 image (as\n"
+        "        the normalised beta of Higgins et al. 2017); up to 1,024 modelled\n"
+        "        features (digits, 32x32 images) it is 1.0, at 64x64 4.0. 1.0 gives the\n"
+        "        papers' objectives exactly. Each model's default is the one measured\n"
+        "        best at 64x64 at a CPU budget (see docs/benchmarks.md, \"Defaults\").\n"
+        "        The ELBO of ``score`` never changes.\n"
     ),
     "n_components": (
         "    n_components : int, default=10\n"
@@ -205,6 +225,10 @@ _SHARED_DOCS = {
     "verbose": (
         "    verbose : int, default=0\n"
         "        Print a table of the training progress per epoch when > 0.\n"
+    ),
+    "regularizer_scale_": (
+        "    regularizer_scale_ : float\n"
+        "        The regulariser's scale in force (``regularizer_scale`` resolved).\n"
     ),
     "precision_": (
         '    precision_ : {"fp32", "bf16", "fp16"}\n'
@@ -601,6 +625,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             Interval(RealNotInt, 0, 1, closed="neither"),
         ],
         "free_bits": [Interval(Real, 0, None, closed="left")],
+        "regularizer_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "supervision_weight": [Interval(Real, 0, None, closed="left")],
         "supervision_loss": [StrOptions({"xent", "l2", "cov"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -658,6 +683,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         *,
         anneal_steps=0.3,
         free_bits=0.0,
+        regularizer_scale="auto",
         supervision_weight=0.0,
         supervision_loss="xent",
         likelihood="auto",
@@ -687,6 +713,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         self.n_components = n_components
         self.anneal_steps = anneal_steps
         self.free_bits = free_bits
+        self.regularizer_scale = regularizer_scale
         self.supervision_weight = supervision_weight
         self.supervision_loss = supervision_loss
         self.likelihood = likelihood
@@ -1006,8 +1033,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """Evidence lower bound of each sample at beta = 1, in nats.
 
         ``ELBO(x) = E_q(z|x)[log p(x|z)] - KL(q(z|x) || N(0, I)) <= log p(x)``,
-        whatever the training objective was (beta, annealing and free bits
-        only shape training). See :meth:`rate_distortion` for the estimate.
+        whatever the training objective was (beta, annealing, free bits and
+        ``regularizer_scale`` only shape training). See :meth:`rate_distortion` for the estimate.
 
         Parameters
         ----------
@@ -1102,12 +1129,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         """The :class:`~sklearn_betavae._net.VAEObjective` of this model.
 
         ``common`` holds what every objective takes: ``likelihood``,
-        ``dataset_size``, ``anneal_steps`` (in steps), ``free_bits`` and the
-        supervised term's ``supervision_weight`` and ``supervision_loss``.
+        ``dataset_size``, ``anneal_steps`` (in steps), ``free_bits``,
+        ``regularizer_scale`` (resolved) and the supervised term's
+        ``supervision_weight`` and ``supervision_loss``.
         """
 
-    def _objective(self, likelihood, dataset_size):
-        """This model's objective for training on ``dataset_size`` rows."""
+    def _objective(self, likelihood, dataset_size, n_modelled):
+        """The objective for ``dataset_size`` rows of ``n_modelled`` data columns."""
         anneal_steps = self.anneal_steps
         if not isinstance(anneal_steps, Integral):
             # A fraction of the max_epochs epochs of training (at least one step).
@@ -1118,9 +1146,23 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             dataset_size=dataset_size,
             anneal_steps=int(anneal_steps),
             free_bits=self.free_bits,
+            regularizer_scale=self._regularizer_scale(n_modelled),
             supervision_weight=self.supervision_weight,
             supervision_loss=self.supervision_loss,
         )
+
+    def _regularizer_scale(self, n_modelled):
+        """``regularizer_scale`` resolved: ``"auto"`` is ``max(1, n_modelled / 1024)``."""
+        if self.regularizer_scale == "auto":
+            return max(1.0, n_modelled / _REFERENCE_N_FEATURES)
+        return float(self.regularizer_scale)
+
+    def __setstate__(self, state):
+        # A pickle of an earlier version: the model it holds, with the parameters added since.
+        state = {**_LEGACY_PARAMS, **state}
+        if "net_" in state:
+            state = {**_LEGACY_FITTED, **state}
+        super().__setstate__(state)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
@@ -1197,7 +1239,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         module = self._build_module(n_features, conditions, torch.Generator().manual_seed(seed))
         if convolutional and _CHANNELS_LAST[precision]:
             module = module.to(memory_format=torch.channels_last)
-        objective = self._objective(likelihood, dataset_size)
+        objective = self._objective(likelihood, dataset_size, n_features - len(conditions))
         net = self._build_net(
             module, objective, device, seed, torch.Generator().manual_seed(seed + 1),
             precision=precision,
@@ -1345,7 +1387,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             self._continue_with_current_params(net, seed)
             # The objective holds no state: rebuild it so that hyperparameters changed
             # with set_params (beta, free_bits, ...) apply to the continued training.
-            net.criterion_ = self._objective(likelihood, dataset_size)
+            net.criterion_ = self._objective(likelihood, dataset_size, len(modelled))
         else:
             likelihood = self._resolve_likelihood(X, modelled)
             net = self._make_net(X.shape[1], likelihood, dataset_size, seed, conditions)
@@ -1401,6 +1443,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             self._n_features_out = self.n_components
             self._fit_architecture = self._architecture()
         self.net_ = net
+        self.regularizer_scale_ = net.criterion_.regularizer_scale
         self.n_iter_ = len(net.history)
 
     def _resolve_likelihood(self, X, modelled):

@@ -55,7 +55,8 @@ class BetaTCVAE(_BaseVAE):
     harder than in a plain VAE by the default ``alpha = gamma = 1``,
     ``beta > 1``. With ``alpha = beta = gamma = 1`` the three terms add up to
     :math:`\log q(z|x) - \log p(z)` sample by sample, whose expectation is the
-    KL of the ELBO: the objective is then the plain VAE's in expectation.
+    KL of the ELBO: the objective is then the plain VAE's in expectation
+    (with ``regularizer_scale`` 1, as it is up to 1,024 modelled features).
 
     The terms are estimated on each minibatch from one reparameterised sample
     :math:`z_i \sim q(z|x_i)` per point, with
@@ -117,6 +118,9 @@ class BetaTCVAE(_BaseVAE):
         dimension-wise KL alone would not protect a dimension from collapsing.
         Lower ``alpha`` to ease the pressure on the information in the code.
         (Kept for a uniform interface with the other models.)
+
+    regularizer_scale : float or "auto", default="auto"
+    [shared: regularizer_scale]
 
     [shared: supervision_weight]
 
@@ -186,6 +190,8 @@ class BetaTCVAE(_BaseVAE):
 
     Attributes
     ----------
+    [shared: regularizer_scale_]
+
     [shared: precision_]
 
     [shared: likelihood_]
@@ -262,6 +268,7 @@ class BetaTCVAE(_BaseVAE):
         tc_estimator="mss",
         anneal_steps=0.3,
         free_bits=0.0,
+        regularizer_scale="auto",
         supervision_weight=0.0,
         supervision_loss="xent",
         likelihood="auto",
@@ -292,6 +299,7 @@ class BetaTCVAE(_BaseVAE):
             n_components=n_components,
             anneal_steps=anneal_steps,
             free_bits=free_bits,
+            regularizer_scale=regularizer_scale,
             supervision_weight=supervision_weight,
             supervision_loss=supervision_loss,
             likelihood=likelihood,

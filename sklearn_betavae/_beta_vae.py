@@ -39,7 +39,8 @@ class BetaVAE(_BaseVAE):
 
     (Higgins et al. 2017, eq. 4) with a reparameterised Gaussian posterior
     :math:`q(z|x) = \mathcal{N}(\mu(x), \mathrm{diag}\,\sigma^2(x))`.
-    ``beta=1`` is the plain VAE of Kingma & Welling (2014). With ``capacity``
+    ``beta=1`` is the plain VAE of Kingma & Welling (2014) (on inputs of more
+    than 1,024 modelled features, with ``regularizer_scale=1.0``). With ``capacity``
     set, the KL term becomes :math:`\beta(t)\,|\mathrm{KL} - C(t)|` with
     :math:`C(t) = \min(1, t / T_C)\, C_{max}` (Burgess et al. 2018, eq. 8),
     ``beta`` playing the role of their :math:`\gamma`.
@@ -71,6 +72,9 @@ class BetaVAE(_BaseVAE):
         eq. 15): the KL term becomes ``sum_j max(lambda, KL_j)`` where ``KL_j``
         is dimension ``j``'s KL **averaged over the minibatch first**, so no
         dimension is pushed below ``lambda`` nats. 0 disables it.
+
+    regularizer_scale : float or "auto", default="auto"
+    [shared: regularizer_scale]
 
     [shared: supervision_weight]
 
@@ -139,6 +143,8 @@ class BetaVAE(_BaseVAE):
 
     Attributes
     ----------
+    [shared: regularizer_scale_]
+
     [shared: precision_]
 
     [shared: likelihood_]
@@ -212,6 +218,7 @@ class BetaVAE(_BaseVAE):
         capacity_steps=0,
         anneal_steps=0.3,
         free_bits=0.0,
+        regularizer_scale="auto",
         supervision_weight=0.0,
         supervision_loss="xent",
         likelihood="auto",
@@ -242,6 +249,7 @@ class BetaVAE(_BaseVAE):
             n_components=n_components,
             anneal_steps=anneal_steps,
             free_bits=free_bits,
+            regularizer_scale=regularizer_scale,
             supervision_weight=supervision_weight,
             supervision_loss=supervision_loss,
             likelihood=likelihood,

@@ -357,6 +357,9 @@ class VAEObjective(nn.Module):
         Length of the linear warm-up of the regulariser's main weight.
     free_bits : float
         ``lambda`` of :func:`~sklearn_betavae._losses.free_bits_kl`, in nats.
+    regularizer_scale : float, default=1.0
+        Multiplies the whole regulariser (:meth:`scaled`), every weight of it
+        alike, against the reconstruction term.
     supervision_weight : float, default=0.0
         Weight of the supervised term.
     supervision_loss : {"xent", "l2", "cov"}, default="xent"
@@ -373,6 +376,7 @@ class VAEObjective(nn.Module):
         dataset_size,
         anneal_steps=0,
         free_bits=0.0,
+        regularizer_scale=1.0,
         supervision_weight=0.0,
         supervision_loss="xent",
     ):
@@ -381,6 +385,7 @@ class VAEObjective(nn.Module):
         self.dataset_size = dataset_size
         self.anneal_steps = anneal_steps
         self.free_bits = free_bits
+        self.regularizer_scale = regularizer_scale
         self.supervision_weight = supervision_weight
         self.supervision_loss = supervision_loss
 
@@ -392,7 +397,7 @@ class VAEObjective(nn.Module):
         penalty, logs = self.regularizer(
             mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step, generator=generator
         )
-        loss = reconstruction + penalty
+        loss = reconstruction + self.scaled(penalty)
         if supervision is not None:
             supervised = supervised_loss(*supervision, loss=self.supervision_loss)
             loss = loss + self.supervision_weight * supervised
@@ -420,6 +425,10 @@ class VAEObjective(nn.Module):
         penalties that draw random numbers (e.g. stratified sampling).
         """
         raise NotImplementedError
+
+    def scaled(self, penalty):
+        """``regularizer_scale * penalty``: a term of the regulariser as it enters the loss."""
+        return self.regularizer_scale * penalty
 
     def annealed(self, weight, step):
         """``min(1, step / anneal_steps) * weight``: the weight in force at ``step``."""

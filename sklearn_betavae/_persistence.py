@@ -30,6 +30,7 @@ from skorch.exceptions import DeviceWarning
 from skorch.history import History
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import _LEGACY_FITTED, _LEGACY_PARAMS
 from ._beta_tcvae import BetaTCVAE
 from ._beta_vae import BetaVAE
 from ._dip_vae import DIPVAE
@@ -197,6 +198,12 @@ def _precision(value):
     return value
 
 
+def _positive(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return float(value)
+
+
 def _sample_dtype(value):
     dtypes = {"float32": np.float32, "float64": np.float64}
     if value not in dtypes:
@@ -219,6 +226,7 @@ _FITTED_ATTRIBUTES = {
     "feature_names_in_": (lambda names: names.tolist(), _feature_names),
     "likelihood_": (str, _likelihood),
     "precision_": (str, _precision),
+    "regularizer_scale_": (float, _positive),
     "condition_indices_": (lambda v: [int(i) for i in v], _indices),
     "modelled_indices_": (lambda v: [int(i) for i in v], _indices),
     "n_iter_": (int, _count),
@@ -390,10 +398,12 @@ def _estimator_from(document, tensors, path):
         params = {key: _decode_value(value) for key, value in document["params"].items()}
     except ValueError as exc:
         raise ValueError(f"{name}: invalid parameter value ({exc}).") from None
+    # A file of an earlier version: the model it holds, with the parameters added since.
+    params = {**_LEGACY_PARAMS, **params}
     estimator = cls(**params)
     estimator._validate_params()
 
-    fitted = document["fitted"]
+    fitted = {**_LEGACY_FITTED, **document["fitted"]}
     unknown = sorted(set(fitted) - set(_FITTED_ATTRIBUTES))
     missing = sorted(set(_FITTED_ATTRIBUTES) - set(fitted) - set(_OPTIONAL_ATTRIBUTES))
     if unknown or missing:

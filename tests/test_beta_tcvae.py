@@ -42,7 +42,7 @@ def _gaussian_batch(batch_size=8, n_components=3, n_features=5, seed=0):
 
 
 def _objective(estimator, dataset_size=100):
-    return estimator._objective("gaussian", dataset_size)
+    return estimator._objective("gaussian", dataset_size, n_modelled=5)
 
 
 @pytest.mark.parametrize("tc_estimator", ["mss", "mws"])

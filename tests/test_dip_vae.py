@@ -52,7 +52,7 @@ def test_objective_matches_numpy(dip_type, lambda_od, lambda_d, expected_lambda_
     logvar = rng.normal(scale=0.5, size=(16, 4))
     x, decoded = rng.normal(size=(16, 6)), rng.normal(size=(16, 6))
     vae = DIPVAE(lambda_od=lambda_od, lambda_d=lambda_d, dip_type=dip_type, anneal_steps=0)
-    objective = vae._objective("gaussian", 100)
+    objective = vae._objective("gaussian", 100, n_modelled=6)
     t = [torch.from_numpy(a) for a in (x, mu, logvar, decoded)]
     loss, logs = objective(t[0], t[1], t[2], t[1], t[3], step=0)
     expected, penalty = _numpy_dip_loss(x, mu, logvar, decoded, dip_type, lambda_od,
@@ -66,7 +66,7 @@ def test_penalty_vanishes_for_identity_covariance():
     rng = np.random.RandomState(0)
     mu = rng.normal(size=(64, 3))
     mu = (mu - mu.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(mu.T, bias=True))).T
-    objective = DIPVAE(lambda_od=7.0, dip_type="i")._objective("gaussian", 64)
+    objective = DIPVAE(lambda_od=7.0, dip_type="i")._objective("gaussian", 64, n_modelled=3)
     t = torch.from_numpy(mu)
     _, logs = objective(t, t, torch.zeros_like(t), t, t, step=0)
     assert abs(logs["dip_penalty"].item()) < 1e-12

@@ -392,3 +392,29 @@ def test_precision_and_code_valued_parameters(X, tmp_path):
     with pytest.raises(ValueError, match=r"optimizer=.*set_params\(optimizer='adam'"):
         save(sgd, path)
     assert not path.exists()
+
+
+def _without_regularizer_scale(document, tensors):
+    """A file as sklearn-betavae 0.1.0 wrote it: before ``regularizer_scale`` existed."""
+    del document["params"]["regularizer_scale"]
+    del document["fitted"]["regularizer_scale_"]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_files_and_pickles_of_earlier_versions_load_with_their_objective(cls, fitted, X,
+                                                                        tmp_path):
+    # Models saved before regularizer_scale existed were trained at scale 1: they load with
+    # regularizer_scale=1.0 (not the new "auto"), give the same results and train on as before.
+    model = fitted[cls]
+    path = tmp_path / "model.safetensors"
+    save(model, path)
+    _rewrite(path, _without_regularizer_scale)
+    state = pickle.loads(pickle.dumps(model)).__getstate__()
+    del state["regularizer_scale"], state["regularizer_scale_"]
+    unpickled = cls.__new__(cls)
+    unpickled.__setstate__(state)
+    for old in (load(path), unpickled):
+        assert old.get_params()["regularizer_scale"] == 1.0 and old.regularizer_scale_ == 1.0
+        assert_array_equal(old.transform(X), model.transform(X))
+        old.set_params(warm_start=True, max_epochs=1).fit(X)
+        assert old.net_.criterion_.regularizer_scale == 1.0
