@@ -56,11 +56,26 @@ def one_hot(labels, n_classes):
     return np.eye(n_classes)[labels]
 
 
+def sprites_judge(image_size, n_train):
+    """The sprites' shape classifier: ``(X, shape, X_test, shape_test, classifier, featurize)``.
+
+    Trained on the training sprites; ``X_test`` are 3,000 held-out ones.
+    """
+    X, factors = make_sprites(n_train, image_size=image_size, random_state=1000)
+    X_test, factors_test = make_sprites(3000, image_size=image_size, random_state=2000)
+    shape, shape_test = (f[:, 0].astype(int) - 1 for f in (factors, factors_test))
+
+    def featurize(images):
+        return fourier_magnitude(images > 0.5, image_size)
+
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    classifier.fit(featurize(X), shape)
+    return X, shape, X_test, shape_test, classifier, featurize
+
+
 def sprites_case(steps, n_train, batch_size, image_size, seed):
     """Sprites conditioned on shape: ``(X, conditions, classes, model, classifier, featurize)``."""
-    X, factors = make_sprites(n_train, image_size=image_size, random_state=1000)
-    shape = factors[:, 0].astype(int) - 1
-    X_test, factors_test = make_sprites(3000, image_size=image_size, random_state=2000)
+    X, shape, X_test, shape_test, classifier, featurize = sprites_judge(image_size, n_train)
     epochs = max(1, round(steps * batch_size / n_train))
     model = BetaVAE(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
                     batch_size=batch_size, max_epochs=epochs,
@@ -68,13 +83,7 @@ def sprites_case(steps, n_train, batch_size, image_size, seed):
                     condition_features=list(range(image_size**2, image_size**2 + 3)),
                     precision=PRECISION, regularizer_scale=REGULARIZER_SCALE,
                     random_state=seed)
-
-    def featurize(images):
-        return fourier_magnitude(images > 0.5, image_size)
-
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-    classifier.fit(featurize(X), shape)
-    ceiling = classifier.score(featurize(X_test), factors_test[:, 0].astype(int) - 1)
+    ceiling = classifier.score(featurize(X_test), shape_test)
     X = np.hstack([X, one_hot(shape, 3).astype(np.uint8)])
     return X, 3, model, classifier, featurize, ceiling
 
@@ -100,12 +109,7 @@ def check_judge(image_size, n_train, seed=0):
     """The sprites classifier's accuracy on real held-out sprites, exact and perturbed."""
     from scipy import ndimage
 
-    X, factors = make_sprites(n_train, image_size=image_size, random_state=1000)
-    X_test, factors_test = make_sprites(3000, image_size=image_size, random_state=2000)
-    shape, shape_test = (f[:, 0].astype(int) - 1 for f in (factors, factors_test))
-    featurize = lambda images: fourier_magnitude(images, image_size)  # noqa: E731
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
-    classifier.fit(featurize(X > 0.5), shape)
+    _, _, X_test, shape_test, classifier, featurize = sprites_judge(image_size, n_train)
     sprites = (X_test > 0.5).reshape(-1, image_size, image_size)
     rng = np.random.default_rng(seed)
 

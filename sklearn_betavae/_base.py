@@ -67,7 +67,7 @@ _REFERENCE_N_FEATURES = 32 * 32
 # Parameters and fitted attributes added since 0.1.0, with the values that reproduce a
 # model saved before them (pickles and save() files of earlier versions lack them).
 _LEGACY_PARAMS = {"regularizer_scale": 1.0}
-_LEGACY_FITTED = {"regularizer_scale_": 1.0}
+_LEGACY_FITTED = {"regularizer_scale_": _LEGACY_PARAMS["regularizer_scale"]}
 # Where the HTML representation of an estimator links to (its API page).
 _DOCS_URL = "https://sklearn-betavae.readthedocs.io/en/latest/"
 
