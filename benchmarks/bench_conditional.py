@@ -127,14 +127,16 @@ class CNNJudge:
         return float((self.predict(X) == np.asarray(y)).mean())
 
 
-def sprites_judge(image_size, n_train, judge="fourier"):
-    """The sprites' shape classifier: ``(X, shape, X_test, shape_test, classifier, featurize)``.
-
-    Trained on the training sprites; ``X_test`` are 3,000 held-out ones.
-    """
+def sprites_data(image_size, n_train):
+    """``(X, shape, X_test, shape_test)``: the training sprites and 3,000 held-out ones."""
     X, factors = make_sprites(n_train, image_size=image_size, random_state=1000)
     X_test, factors_test = make_sprites(3000, image_size=image_size, random_state=2000)
     shape, shape_test = (f[:, 0].astype(int) - 1 for f in (factors, factors_test))
+    return X, shape, X_test, shape_test
+
+
+def sprites_judge(judge, image_size, X, shape):
+    """The sprites' shape classifier ``judge``, fitted on ``X``: ``(classifier, featurize)``."""
     if judge == "cnn":
         def featurize(images):
             return images > 0.5
@@ -146,13 +148,13 @@ def sprites_judge(image_size, n_train, judge="fourier"):
 
         classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
     classifier.fit(featurize(X), shape)
-    return X, shape, X_test, shape_test, classifier, featurize
+    return classifier, featurize
 
 
 def sprites_case(steps, n_train, batch_size, image_size, seed, judge="fourier"):
     """Sprites conditioned on shape: ``(X, conditions, classes, model, classifier, featurize)``."""
-    X, shape, X_test, shape_test, classifier, featurize = sprites_judge(image_size, n_train,
-                                                                       judge)
+    X, shape, X_test, shape_test = sprites_data(image_size, n_train)
+    classifier, featurize = sprites_judge(judge, image_size, X, shape)
     epochs = max(1, round(steps * batch_size / n_train))
     model = BetaVAE(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
                     batch_size=batch_size, max_epochs=epochs,
@@ -186,8 +188,8 @@ def check_judge(image_size, n_train, seed=0):
     """Each sprites classifier's accuracy on real held-out sprites, exact and perturbed."""
     from scipy import ndimage
 
-    judges = {name: sprites_judge(image_size, n_train, name)[2:] for name in ("fourier", "cnn")}
-    X_test, shape_test = judges["fourier"][:2]
+    X, shape, X_test, shape_test = sprites_data(image_size, n_train)
+    judges = {name: sprites_judge(name, image_size, X, shape) for name in ("fourier", "cnn")}
     sprites = (X_test > 0.5).reshape(-1, image_size, image_size)
     rng = np.random.default_rng(seed)
 
@@ -207,7 +209,7 @@ def check_judge(image_size, n_train, seed=0):
     for name, images in variants.items():
         flat = images.reshape(len(images), -1)
         accuracies = [classifier.score(featurize(flat), shape_test)
-                      for _, _, classifier, featurize in judges.values()]
+                      for classifier, featurize in judges.values()]
         lines.append(f"| {name} | " + " | ".join(f"{a:.3f}" for a in accuracies) + " |")
     return "\n".join(lines) + "\n"
 
