@@ -33,7 +33,7 @@ driven to draw.
 Usage::
 
     python benchmarks/bench_conditional.py [--steps 3000] [--seeds 0 1 2]
-        [--n-samples 200] [--n-jobs 2] [--judge cnn] [--markdown FILE] [--quick]
+        [--n-samples 200] [--n-jobs 2] [--judge cnn] [--beta 1.0] [--markdown FILE] [--quick]
     python benchmarks/bench_conditional.py --check-judge [--image-size 32]
 """
 
@@ -158,14 +158,14 @@ def sprites_judge(judge, image_size, X, shape):
     return classifier, featurize
 
 
-def sprites_case(steps, n_train, batch_size, image_size, seed, judge="fourier"):
+def sprites_case(steps, n_train, batch_size, image_size, seed, judge="fourier", beta=1.0):
     """Sprites conditioned on shape: ``(X, conditions, classes, model, classifier, featurize)``."""
     X, shape, X_test, classes_test = sprites_data(image_size, n_train)
     shape_test = classes_test[:, 0]
     classifier, featurize = sprites_judge(judge, image_size, X, shape)
     epochs = max(1, round(steps * batch_size / n_train))
     model = BetaVAE(n_components=N_COMPONENTS, image_shape=(image_size, image_size),
-                    batch_size=batch_size, max_epochs=epochs,
+                    beta=beta, batch_size=batch_size, max_epochs=epochs,
                     anneal_steps=min(ANNEAL_STEPS, steps // 3),
                     condition_features=list(range(image_size**2, image_size**2 + 3)),
                     precision=PRECISION, regularizer_scale=REGULARIZER_SCALE,
@@ -268,7 +268,7 @@ def _run_seed(args, seed, n_threads):
     torch.set_num_threads(n_threads)
     cases = {
         "sprites by shape": sprites_case(args.steps, args.n_train, args.batch_size,
-                                         args.image_size, seed, args.judge),
+                                         args.image_size, seed, args.judge, args.beta),
         "digits by label": digits_case(args.steps, args.batch_size, seed),
     }
     scores = {name: evaluate(case, args.n_samples, seed) for name, case in cases.items()}
@@ -288,6 +288,8 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=1, help="seeds run in parallel")
     parser.add_argument("--judge", choices=["fourier", "cnn"], default="fourier",
                         help="the sprites' shape classifier (see above)")
+    parser.add_argument("--beta", type=float, default=1.0,
+                        help="the sprites model's beta (the digits model keeps 1)")
     parser.add_argument("--markdown")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
     parser.add_argument("--check-judge", action="store_true",
@@ -323,6 +325,7 @@ def main():
         f"--image-size {args.image_size} --seeds {' '.join(map(str, args.seeds))} "
         f"--n-samples {args.n_samples} --n-jobs {args.n_jobs}"
         f"{'' if args.judge == 'fourier' else ' --judge ' + args.judge}"
+        f"{'' if args.beta == 1.0 else f' --beta {args.beta:g}'}"
         f"{' --quick' if args.quick else ''}`; "
         f"{args.n_samples} samples per class; mean ± std over {len(args.seeds)} seeds.\n\n"
         + "\n".join(lines) + "\n"
