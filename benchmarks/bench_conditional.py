@@ -40,6 +40,7 @@ Usage::
 import argparse
 import os
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -65,6 +66,25 @@ def fourier_magnitude(X, image_size):
 
 def one_hot(labels, n_classes):
     return np.eye(n_classes)[labels]
+
+
+def with_conditions(X, labels, n_classes):
+    """``X`` with the one-hot ``labels`` appended as condition columns (in ``X``'s dtype)."""
+    return np.hstack([X, one_hot(labels, n_classes).astype(X.dtype)])
+
+
+class Case(NamedTuple):
+    """One conditional model to evaluate: its training data (conditions last), the
+    unfitted model, the judge with its input transform and its accuracy on real
+    held-out data, and that held-out data ``(X_test with conditions, y_test)``."""
+
+    X: np.ndarray
+    n_classes: int
+    model: BetaVAE
+    classifier: object
+    featurize: object
+    ceiling: float
+    held_out: tuple
 
 
 def _dilate(x):
@@ -159,7 +179,7 @@ def sprites_judge(judge, image_size, X, shape):
 
 
 def sprites_case(steps, n_train, batch_size, image_size, seed, judge="fourier", beta=1.0):
-    """Sprites conditioned on shape: ``(X, conditions, classes, model, classifier, featurize)``."""
+    """Sprites conditioned on shape: a :class:`Case`."""
     X, shape, X_test, classes_test = sprites_data(image_size, n_train)
     shape_test = classes_test[:, 0]
     classifier, featurize = sprites_judge(judge, image_size, X, shape)
@@ -171,13 +191,12 @@ def sprites_case(steps, n_train, batch_size, image_size, seed, judge="fourier", 
                     precision=PRECISION, regularizer_scale=REGULARIZER_SCALE,
                     random_state=seed)
     ceiling = classifier.score(featurize(X_test), shape_test)
-    X = np.hstack([X, one_hot(shape, 3).astype(np.uint8)])
-    held_out = np.hstack([X_test, one_hot(shape_test, 3).astype(np.uint8)]), shape_test
-    return X, 3, model, classifier, featurize, ceiling, held_out
+    return Case(with_conditions(X, shape, 3), 3, model, classifier, featurize, ceiling,
+                (with_conditions(X_test, shape_test, 3), shape_test))
 
 
 def digits_case(steps, batch_size, seed):
-    """Digits conditioned on their label."""
+    """Digits conditioned on their label: a :class:`Case`."""
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
     epochs = max(1, round(steps * batch_size / len(X_train)))
@@ -190,9 +209,8 @@ def digits_case(steps, batch_size, seed):
 
     classifier = LogisticRegression(max_iter=2000).fit(X_train, y_train)
     ceiling = classifier.score(X_test, y_test)
-    held_out = np.hstack([X_test, one_hot(y_test, 10)]), y_test
-    return (np.hstack([X_train, one_hot(y_train, 10)]), 10, model, classifier, featurize, ceiling,
-            held_out)
+    return Case(with_conditions(X_train, y_train, 10), 10, model, classifier, featurize, ceiling,
+                (with_conditions(X_test, y_test, 10), y_test))
 
 
 def orientation_average(classes, image_size):
@@ -245,7 +263,7 @@ def check_judge(image_size, n_train, seed=0):
 def evaluate(case, n_samples, seed):
     """Fit the conditional model; the classifier's accuracy on real held-out data, on its
     reconstructions (decoded under their own class) and on samples."""
-    X, n_classes, model, classifier, featurize, ceiling, (X_test, y_test) = case
+    X, n_classes, model, classifier, featurize, ceiling, (X_test, y_test) = case  # a Case
     start = time.perf_counter()
     model.fit(X)
     fit_time = time.perf_counter() - start
