@@ -15,7 +15,17 @@ Usage::
     python benchmarks/bench_supervision.py [--image-size 32] [--steps 3000]
         [--fractions 0 0.001 0.01 0.1] [--seeds 0 1 2] [--n-jobs 2]
         [--model betavae] [--supervision-weight 10] [--labelled-batch-size 32]
-        [--cache FILE] [--markdown FILE] [--quick]
+        [--labels-alone | --correlations] [--cache FILE] [--markdown FILE] [--quick]
+
+``--labels-alone`` trains, in place of each model, the built-in encoder of the
+same architecture on the supervised term alone (no decoder, no KL): the
+labelled rows drawn ``--labelled-batch-size`` at a time for ``--steps`` steps,
+Adam at the models' default learning rate. It measures what the labels can
+teach the encoder by themselves. Its table, like the one ``--correlations``
+prints for the models, gives the MIG and factors captured on the fresh sprites,
+for each factor the Spearman correlation of its code dimension with it on the
+labelled rows and on the fresh sprites, and the shape accuracy on fresh sprites
+(the code's sigmoid rounded to the nearest of the three rescaled shape values).
 
 ``--quick`` runs a tiny configuration (a few steps on a few hundred sprites) to
 check that the script works.
@@ -29,6 +39,7 @@ import time
 import numpy as np
 import torch
 from joblib import Parallel, delayed
+from scipy.stats import spearmanr
 
 import sklearn_betavae
 from bench_disentanglement import (
@@ -40,6 +51,9 @@ from bench_disentanglement import (
     architecture_key,
 )
 from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE
+from sklearn_betavae._base import _supervision_targets
+from sklearn_betavae._losses import supervised_loss
+from sklearn_betavae._modules import build_encoder, build_module
 from sklearn_betavae.datasets import FACTOR_NAMES, SpritesSampler, make_sprites
 from sklearn_betavae.metrics import dci, factor_vae_score, mutual_info_gap
 
@@ -56,9 +70,14 @@ MODELS = {
 }
 
 
-def per_factor_mig(factors, codes):
-    """The normalised gap of each factor: the terms whose mean is the MIG."""
-    return np.array([mutual_info_gap(factor, codes) for factor in factors.T])
+def mig_scores(factors, codes):
+    """MIG, the number of factors captured and each factor's term of the MIG."""
+    gaps = np.array([mutual_info_gap(factor, codes) for factor in factors.T])
+    return {
+        "MIG": mutual_info_gap(factors, codes),
+        "captured": int((gaps >= CAPTURED_GAP).sum()),
+        **{f"MIG {name}": float(gap) for name, gap in zip(FACTOR_NAMES, gaps)},
+    }
 
 
 def partially_labelled(factors, fraction, seed):
@@ -68,6 +87,66 @@ def partially_labelled(factors, fraction, seed):
     rows = np.random.RandomState(seed).permutation(len(factors))[:n_labelled]
     y[rows] = factors[rows]
     return y
+
+
+def label_correlations(codes, factors, rows, codes_eval, factors_eval):
+    """Spearman correlation of code ``k`` with factor ``k``, labelled rows and fresh ones.
+
+    ``codes`` are the posterior means of the training rows ``rows`` (the labelled
+    ones). Also the shape accuracy on fresh sprites: the sigmoid of the shape
+    code rounded to the nearest of the three rescaled shape values (the
+    supervised term's target), against the true shape.
+    """
+    scores = {}
+    for k, name in enumerate(FACTOR_NAMES):
+        scores[f"rho {name} labelled"] = float(spearmanr(codes[:, k], factors[rows, k])[0])
+        scores[f"rho {name} fresh"] = float(spearmanr(codes_eval[:, k], factors_eval[:, k])[0])
+    shapes = np.unique(factors[rows, 0])
+    levels = (shapes - shapes.min()) / (shapes.max() - shapes.min())
+    predicted = 1 / (1 + np.exp(-codes_eval[:, 0].astype(np.float64)))
+    nearest = shapes[np.abs(predicted[:, None] - levels).argmin(1)]
+    scores["shape accuracy"] = float((nearest == factors_eval[:, 0]).mean())
+    return scores
+
+
+def _labels_alone(config, fraction, seed, n_threads):
+    """Train the built-in encoder on the supervised term alone and score its codes (a task)."""
+    torch.set_num_threads(n_threads)
+    size, n_train, n_eval = config["image_size"], config["n_train"], config["n_eval"]
+    X, factors = make_sprites(n_train, image_size=size, random_state=1000)
+    X_eval, factors_eval = make_sprites(n_eval, image_size=size, random_state=2000)
+    targets = _supervision_targets(partially_labelled(factors, fraction, seed), n_train,
+                                   N_COMPONENTS)
+    rows = np.flatnonzero(~np.isnan(targets).any(axis=1))
+    generator = torch.Generator().manual_seed(seed)
+    encoder = build_module(
+        lambda: build_encoder(X.shape[1], N_COMPONENTS, None, (1, size, size)), generator
+    )
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=1e-3)
+    X_labelled = torch.as_tensor(X[rows], dtype=torch.float32)
+    y_labelled = torch.as_tensor(targets[rows])
+    start = time.perf_counter()
+    for _ in range(config["steps"]):
+        batch = torch.randint(len(rows), (config["labelled_batch_size"],), generator=generator)
+        loss = supervised_loss(encoder(X_labelled[batch])[0], y_labelled[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    fit_time = time.perf_counter() - start
+
+    def means(images):
+        with torch.no_grad():
+            return torch.cat([encoder(torch.as_tensor(chunk, dtype=torch.float32))[0]
+                              for chunk in np.array_split(images, max(1, len(images) // 500))])
+
+    codes_eval = means(X_eval).numpy()
+    scores = {
+        **mig_scores(factors_eval, codes_eval),
+        **label_correlations(means(X[rows]).numpy(), factors, rows, codes_eval, factors_eval),
+        "fit (s)": fit_time,
+    }
+    print(fraction, seed, {k: round(v, 3) for k, v in scores.items()}, flush=True)
+    return fraction, seed, scores
 
 
 def _fit_and_score(config, fraction, seed, n_threads):
@@ -85,19 +164,23 @@ def _fit_and_score(config, fraction, seed, n_threads):
         regularizer_scale=REGULARIZER_SCALE, random_state=seed,
     )
     start = time.perf_counter()
-    model.fit(X, partially_labelled(factors, fraction, seed))
+    y = partially_labelled(factors, fraction, seed)
+    model.fit(X, y)
     fit_time = time.perf_counter() - start
     codes = model.transform(X_eval)
-    gaps = per_factor_mig(factors_eval, codes)
+    rows = np.flatnonzero(~np.isnan(y).any(axis=1))
+    correlations = (
+        label_correlations(model.transform(X[rows]), factors, rows, codes, factors_eval)
+        if fraction > 0 else {}
+    )
     scores = {
-        "MIG": mutual_info_gap(factors_eval, codes),
+        **mig_scores(factors_eval, codes),
         "DCI disentanglement": dci(factors_eval, codes, random_state=seed)["disentanglement"],
         "FactorVAE score": factor_vae_score(
             model, SpritesSampler(image_size=size), n_train=config["n_votes"],
             n_eval=config["n_votes"] // 2, n_variance_estimate=n_eval, random_state=seed,
         ),
-        "captured": int((gaps >= CAPTURED_GAP).sum()),
-        **{f"MIG {name}": float(gap) for name, gap in zip(FACTOR_NAMES, gaps)},
+        **correlations,
         "fit (s)": fit_time,
     }
     print(fraction, seed, {k: round(v, 3) for k, v in scores.items()}, flush=True)
@@ -110,8 +193,9 @@ def run(config, fractions, seeds, n_jobs=1, cache=None):
     pairs = [(fraction, seed) for fraction in fractions for seed in seeds]
     todo = [pair for pair in pairs if pair not in done]
     n_threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    task = _labels_alone if config.get("labels_alone") else _fit_and_score
     for fraction, seed, scores in Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(_fit_and_score)(config, fraction, seed, n_threads) for fraction, seed in todo
+        delayed(task)(config, fraction, seed, n_threads) for fraction, seed in todo
     ):
         done[fraction, seed] = scores
         if cache:
@@ -121,18 +205,25 @@ def run(config, fractions, seeds, n_jobs=1, cache=None):
     return {fraction: [done[fraction, seed] for seed in seeds] for fraction in fractions}
 
 
-def table(results):
+SCORE_METRICS = ["MIG", "DCI disentanglement", "FactorVAE score", "captured",
+                 *[f"MIG {name}" for name in FACTOR_NAMES], "fit (s)"]
+CORRELATION_METRICS = ["MIG", "captured", *[f"rho {name} {rows}" for name in FACTOR_NAMES
+                                             for rows in ("labelled", "fresh")],
+                       "shape accuracy", "fit (s)"]
+
+
+def table(results, metrics=SCORE_METRICS):
     """Markdown rows: mean ± std over seeds per fraction of labelled rows."""
-    metrics = ["MIG", "DCI disentanglement", "FactorVAE score", "captured",
-               *[f"MIG {name}" for name in FACTOR_NAMES], "fit (s)"]
     lines = ["| labelled | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for fraction, runs in results.items():
         cells = []
         for metric in metrics:
-            values = np.array([r[metric] for r in runs], dtype=float)
-            if metric == "fit (s)":
+            values = np.array([r.get(metric, np.nan) for r in runs], dtype=float)
+            if np.isnan(values).all():
+                cells.append("n/a")
+            elif metric == "fit (s)":
                 cells.append(f"{values.mean():.0f}")
-            elif metric == "captured" or metric.startswith("MIG "):
+            elif metric == "captured" or metric.startswith(("MIG ", "rho ")):
                 cells.append(f"{values.mean():.{1 if metric == 'captured' else 2}f}")
             else:
                 cells.append(f"{values.mean():.3f} ± {values.std():.3f}")
@@ -154,6 +245,10 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="fits run in parallel (torch threads are split between them)")
     parser.add_argument("--cache", help="JSON-lines file of finished fits, reused on re-runs")
+    parser.add_argument("--labels-alone", action="store_true",
+                        help="train the encoder on the supervised term alone (see above)")
+    parser.add_argument("--correlations", action="store_true",
+                        help="print the code-factor correlations instead of the scores")
     parser.add_argument("--markdown")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script")
     args = parser.parse_args()
@@ -163,6 +258,9 @@ def main():
         labelled_batch_size=args.labelled_batch_size, n_eval=5000, n_votes=2000,
         anneal_steps=ANNEAL_STEPS, version=sklearn_betavae.__version__,
     )
+    if args.labels_alone:
+        config.update(labels_alone=True, model="encoder")
+        args.fractions = [f for f in args.fractions if f > 0]
     if args.quick:
         config.update(image_size=32, steps=20, n_train=400, batch_size=32, n_eval=300, n_votes=100)
         args.seeds = args.seeds[:1]
@@ -173,21 +271,36 @@ def main():
     results = run(config, args.fractions, args.seeds, args.n_jobs, args.cache)
     epochs = max(1, round(config["steps"] * config["batch_size"] / config["n_train"]))
     size = config["image_size"]
+    if args.labels_alone:
+        budget = (
+            f"the encoder alone, {config['steps']} steps of {config['labelled_batch_size']} "
+            f"labelled rows drawn with replacement from {config['n_train']} training sprites at "
+            f"{size}x{size}, {N_COMPONENTS} components"
+        )
+    else:
+        budget = (
+            f"{config['n_train']} training sprites at {size}x{size}, {epochs} epochs of batch "
+            f"{config['batch_size']} (~{epochs * config['n_train'] // config['batch_size']} "
+            f"steps), {N_COMPONENTS} components"
+        )
+    correlations = args.labels_alone or args.correlations
     text = (
         f"Machine: {os.cpu_count()} cores, torch {torch.__version__}, sklearn-betavae "
         f"{sklearn_betavae.__version__}, {time.strftime('%Y-%m-%d')}. Command: "
-        f"`python benchmarks/bench_supervision.py --image-size {size} --steps "
-        f"{config['steps']} --model {args.model} --supervision-weight "
-        f"{args.supervision_weight}"
+        f"`python benchmarks/bench_supervision.py --image-size {size} --steps {config['steps']}"
+        + (" --labels-alone" if args.labels_alone else
+           f" --model {args.model} --supervision-weight {args.supervision_weight}")
         + (f" --labelled-batch-size {args.labelled_batch_size}" if args.labelled_batch_size else "")
         + f" --fractions {' '.join(map(str, args.fractions))} --seeds "
         f"{' '.join(map(str, args.seeds))} --n-jobs {args.n_jobs}"
+        + (" --correlations" if args.correlations else "")
         + (" --quick" if args.quick else "")
-        + f"`. Budget: {config['n_train']} training sprites at {size}x{size}, {epochs} epochs "
-        f"of batch {config['batch_size']} (~{epochs * config['n_train'] // config['batch_size']}"
-        f" steps), {N_COMPONENTS} components; scores on {config['n_eval']} fresh sprites; "
-        f"mean ± std over {len(args.seeds)} seeds; a factor is captured when its MIG term "
-        f"is at least {CAPTURED_GAP}.\n\n" + table(results) + "\n"
+        + f"`. Budget: {budget}; scores on {config['n_eval']} fresh sprites; mean ± std over "
+        f"{len(args.seeds)} seeds"
+        + ("; rho: Spearman correlation of code dimension k with factor k on the labelled "
+           "rows and on the fresh sprites" if correlations else
+           f"; a factor is captured when its MIG term is at least {CAPTURED_GAP}")
+        + ".\n\n" + table(results, CORRELATION_METRICS if correlations else SCORE_METRICS) + "\n"
     )
     print(text)
     if args.markdown:
