@@ -81,12 +81,24 @@ def mig_scores(factors, codes):
 
 
 def partially_labelled(factors, fraction, seed):
-    """``factors`` with all but ``round(fraction * n)`` random rows set to NaN."""
+    """``(y, rows)``: ``factors`` with all but ``round(fraction * n)`` random rows set to
+    NaN, and the labelled rows, in order."""
     y = np.full(factors.shape, np.nan)
     n_labelled = int(round(fraction * len(factors)))
-    rows = np.random.RandomState(seed).permutation(len(factors))[:n_labelled]
+    rows = np.sort(np.random.RandomState(seed).permutation(len(factors))[:n_labelled])
     y[rows] = factors[rows]
-    return y
+    return y, rows
+
+
+def _task_data(config, fraction, seed, n_threads):
+    """What every task starts from: torch's threads set, then the training sprites, their
+    factors, the partial labels ``y`` and labelled ``rows``, and the fresh sprites with
+    their factors."""
+    torch.set_num_threads(n_threads)
+    size = config["image_size"]
+    X, factors = make_sprites(config["n_train"], image_size=size, random_state=1000)
+    X_eval, factors_eval = make_sprites(config["n_eval"], image_size=size, random_state=2000)
+    return (X, factors, *partially_labelled(factors, fraction, seed), X_eval, factors_eval)
 
 
 def label_correlations(codes, factors, rows, codes_eval, factors_eval):
@@ -111,13 +123,9 @@ def label_correlations(codes, factors, rows, codes_eval, factors_eval):
 
 def _labels_alone(config, fraction, seed, n_threads):
     """Train the built-in encoder on the supervised term alone and score its codes (a task)."""
-    torch.set_num_threads(n_threads)
-    size, n_train, n_eval = config["image_size"], config["n_train"], config["n_eval"]
-    X, factors = make_sprites(n_train, image_size=size, random_state=1000)
-    X_eval, factors_eval = make_sprites(n_eval, image_size=size, random_state=2000)
-    targets = _supervision_targets(partially_labelled(factors, fraction, seed), n_train,
-                                   N_COMPONENTS)
-    rows = np.flatnonzero(~np.isnan(targets).any(axis=1))
+    X, factors, y, rows, X_eval, factors_eval = _task_data(config, fraction, seed, n_threads)
+    size = config["image_size"]
+    targets = _supervision_targets(y, len(X), N_COMPONENTS)
     generator = torch.Generator().manual_seed(seed)
     encoder = build_module(
         lambda: build_encoder(X.shape[1], N_COMPONENTS, None, (1, size, size)), generator
@@ -151,11 +159,9 @@ def _labels_alone(config, fraction, seed, n_threads):
 
 def _fit_and_score(config, fraction, seed, n_threads):
     """Fit one model on one fraction of labels with one seed, and score it (one joblib task)."""
-    torch.set_num_threads(n_threads)
-    size, n_train, n_eval = config["image_size"], config["n_train"], config["n_eval"]
-    X, factors = make_sprites(n_train, image_size=size, random_state=1000)
-    X_eval, factors_eval = make_sprites(n_eval, image_size=size, random_state=2000)
-    epochs = max(1, round(config["steps"] * config["batch_size"] / n_train))
+    X, factors, y, rows, X_eval, factors_eval = _task_data(config, fraction, seed, n_threads)
+    size = config["image_size"]
+    epochs = max(1, round(config["steps"] * config["batch_size"] / len(X)))
     model = MODELS[config["model"]](
         n_components=N_COMPONENTS, image_shape=(size, size), batch_size=config["batch_size"],
         max_epochs=epochs, anneal_steps=min(ANNEAL_STEPS, config["steps"] // 3),
@@ -164,11 +170,9 @@ def _fit_and_score(config, fraction, seed, n_threads):
         regularizer_scale=REGULARIZER_SCALE, random_state=seed,
     )
     start = time.perf_counter()
-    y = partially_labelled(factors, fraction, seed)
     model.fit(X, y)
     fit_time = time.perf_counter() - start
     codes = model.transform(X_eval)
-    rows = np.flatnonzero(~np.isnan(y).any(axis=1))
     correlations = (
         label_correlations(model.transform(X[rows]), factors, rows, codes, factors_eval)
         if fraction > 0 else {}
@@ -178,7 +182,7 @@ def _fit_and_score(config, fraction, seed, n_threads):
         "DCI disentanglement": dci(factors_eval, codes, random_state=seed)["disentanglement"],
         "FactorVAE score": factor_vae_score(
             model, SpritesSampler(image_size=size), n_train=config["n_votes"],
-            n_eval=config["n_votes"] // 2, n_variance_estimate=n_eval, random_state=seed,
+            n_eval=config["n_votes"] // 2, n_variance_estimate=len(X_eval), random_state=seed,
         ),
         **correlations,
         "fit (s)": fit_time,
