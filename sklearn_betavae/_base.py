@@ -204,7 +204,9 @@ _SHARED_DOCS = {
         '        reductions in float32); ``"fp16"`` (float16 autocast with loss\n'
         '        scaling, CUDA only); ``"auto"``: bf16 for the convolutional networks\n'
         "        on a device with native bfloat16 (CUDA compute capability 8.0+, CPUs\n"
-        "        with AMX or AVX-512 BF16), fp32 otherwise. See ``precision_``.\n"
+        "        with AMX or AVX-512 BF16), fp32 otherwise. See ``precision_``, which\n"
+        "        pickling and :func:`~sklearn_betavae.load` keep (a model trained in\n"
+        "        fp16 runs in fp32 on a machine without CUDA, with a warning).\n"
     ),
     "max_epochs": (
         "    max_epochs : int, default=50\n"
@@ -221,6 +223,14 @@ _SHARED_DOCS = {
     "tol": (
         "    tol : float, default=1e-4\n"
         "        Minimal improvement of the validation loss, in nats.\n"
+    ),
+    "device": (
+        '    device : {"cpu", "cuda", "mps", "auto"} or str, default="cpu"\n'
+        '        Torch device. ``"auto"`` picks CUDA when available. Inference runs\n'
+        "        where the fitted model is; a new value takes effect at the next\n"
+        "        ``fit``, and a warm start or ``partial_fit`` moves the fitted model\n"
+        "        (weights and optimizer state) there. A model fitted on a GPU\n"
+        "        unpickles or loads on a machine without one, on the CPU.\n"
     ),
     "verbose": (
         "    verbose : int, default=0\n"
@@ -296,20 +306,42 @@ def _resolve_device(device):
             f"device={device!r} was requested but CUDA is not available on this "
             "machine; use device='cpu' or device='auto'."
         )
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s), numbered from 0."
+        )
     if kind == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r} was requested but MPS is not available.")
     return device
 
 
+def _first_step_diverged(error, X):
+    """The message of a first fit whose very first step was not finite: usually X's scale."""
+    largest = max(float(X.max()), -float(X.min()))  # reductions: no copy of a large X
+    return (
+        f"{error} Its largest absolute value is {largest:.6g}: scale it (X / 255 for 8-bit "
+        "images, MinMaxScaler for data to read as Bernoulli, StandardScaler otherwise). "
+        "Nothing was learnt: the estimator stays unfitted."
+    )
+
+
+def _float64(tensor):
+    """``tensor`` in float64, moved to the CPU from a device without float64 (MPS)."""
+    return (tensor.cpu() if tensor.device.type == "mps" else tensor).double()
+
+
 def _fast_bf16(device):
     """Whether ``device`` computes bfloat16 matrix products natively.
 
-    CUDA: compute capability 8.0 or later (``torch.cuda.is_bf16_supported``).
+    CUDA: compute capability 8.0 or later, of the GPU ``device`` names (older
+    GPUs emulate bf16, slowly: ``torch.cuda.is_bf16_supported`` counts them).
     CPU: AMX tiles or AVX-512 BF16 instructions.
     """
     kind = torch.device(device).type
     if kind == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
     if kind == "cpu":
         return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
     return False
@@ -895,7 +927,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
 
         def kl(x):
             mu, logvar = self.net_.encode_rows(x)
-            return gaussian_kl_per_dim(mu.double(), logvar.double())
+            return gaussian_kl_per_dim(_float64(mu), _float64(logvar))
 
         return _check_finite_output(self.net_.infer_rows(X, kl), "kl_per_dim")
 
@@ -969,7 +1001,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             with the conditions in their columns.
         """
         check_is_fitted(self)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral):
+            raise TypeError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        if n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         conditions = self._check_sample_conditions(conditions, n_samples)
         seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
@@ -1020,10 +1054,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             if c is not None:
                 c = c.repeat_interleave(n_draws, dim=0)
             # Reductions in float64: per-sample sums must not depend on the batch layout.
-            decoded = net.decode(z.reshape(-1, n_components), c).double()
-            x_rep = x.double().repeat_interleave(n_draws, dim=0)
+            decoded = _float64(net.decode(z.reshape(-1, n_components), c))
+            x_rep = _float64(x).repeat_interleave(n_draws, dim=0)
             log_px = reconstruction_log_likelihood(x_rep, decoded, self.likelihood_)
-            rate = gaussian_kl_per_dim(mu.double(), logvar.double()).sum(1)
+            rate = gaussian_kl_per_dim(_float64(mu), _float64(logvar)).sum(1)
             return rate, -log_px.view(-1, n_draws).mean(1)
 
         out = self.net_.infer_rows(X, rate_and_distortion, row_seed=self._score_seed)
@@ -1163,6 +1197,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         if "net_" in state:
             state = {**_LEGACY_FITTED, **state}
         super().__setstate__(state)
+        if "net_" in state:  # fp16 runs in fp32 where the net was unpickled without CUDA
+            self._adopt_net_precision()
+
+    def _adopt_net_precision(self):
+        """``precision_`` (and the precision a warm start must keep) from ``net_``, which
+        runs in fp32 where a model trained in fp16 was loaded without CUDA."""
+        self.precision_ = self.net_.precision
+        architecture = getattr(self, "_fit_architecture", None)
+        if architecture is not None and architecture.get("precision") == "fp16" != self.precision_:
+            self._fit_architecture = {**architecture, "precision": self.precision_}
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
@@ -1346,13 +1390,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     def _continue_with_current_params(self, net, seed):
         """Apply the current parameters to the fitted ``net`` before a warm start.
 
-        Refuses changes to the architecture; applies the learning rates, the
-        batch size, early stopping, callbacks and ``verbose``.
+        Refuses changes to the architecture; moves the model to a new
+        ``device``; applies the learning rates, the batch size, early stopping,
+        callbacks and ``verbose``.
         """
         changed = [
             f"{name} ({self._fit_architecture[name]!r} -> {value!r})"
             for name, value in self._architecture().items()
-            if value != self._fit_architecture[name]
+            if name != "device" and value != self._fit_architecture[name]
         ]
         if changed:
             raise ValueError(
@@ -1360,6 +1405,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                 + ", ".join(changed)
                 + ". Set warm_start=False to fit a new model."
             )
+        if self._architecture()["device"] != self._fit_architecture["device"]:
+            # A new device: move the model there. (An unchanged one is left alone: a GPU
+            # model unpickled without CUDA trains on where it was loaded, on the CPU.)
+            device = _resolve_device(self.device)
+            if torch.device(device) != torch.device(net.device):
+                _resolve_precision(net.precision, device, self.image_shape is not None)
+                net.move_to(device)
         for name, value in self._training_settings(seed).items():
             setattr(net, name, value)
         for group in net.optimizer_.param_groups:
@@ -1372,7 +1424,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
 
         ``targets`` are the rescaled factors of the supervised term (``None``
         without supervision). The fitted attributes are set once training has
-        ended (or diverged, keeping the last finite step), never half-way.
+        ended (or diverged, keeping the last finite step), never half-way; a
+        first fit refused at its very first step sets none.
         """
         limit_torch_threads_to_dask_worker()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -1396,7 +1449,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         fitted = (net, conditions, modelled, likelihood, seed, continuing)
         try:
             net.partial_fit(ArrayDataset(X, targets=targets), epochs=epochs)
-        except TrainingDivergedError:
+        except TrainingDivergedError as exc:
+            if not continuing and net.n_steps_ == 0:
+                # Not one step taken: nothing was learnt, the estimator stays unfitted.
+                raise TrainingDivergedError(_first_step_diverged(exc, X)) from None
             # The parameters are those of the last finite step: keep them usable.
             self._set_fitted(X, *fitted)
             raise
@@ -1442,6 +1498,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             self._sample_dtype = _output_dtype(X.dtype)
             self._n_features_out = self.n_components
             self._fit_architecture = self._architecture()
+        else:  # a warm start may have moved the model (see _continue_with_current_params)
+            device = self._architecture()["device"]
+            self._fit_architecture = {**self._fit_architecture, "device": device}
         self.net_ = net
         self.regularizer_scale_ = net.criterion_.regularizer_scale
         self.n_iter_ = len(net.history)

@@ -125,9 +125,7 @@ class BetaVAE(_BaseVAE):
         When fitted, ``fit`` continues training the current model instead of
         starting anew.
 
-    device : {"cpu", "cuda", "auto"} or str, default="cpu"
-        Torch device. ``"auto"`` picks CUDA when available. A model fitted on
-        a GPU unpickles on a machine without one (on the CPU).
+    [shared: device]
 
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, the shuffling and the

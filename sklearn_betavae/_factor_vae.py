@@ -288,8 +288,7 @@ class FactorVAE(_BaseVAE):
         When fitted, ``fit`` continues training the current model (VAE and
         discriminator) instead of starting anew.
 
-    device : {"cpu", "cuda", "auto"} or str, default="cpu"
-        Torch device. ``"auto"`` picks CUDA when available.
+    [shared: device]
 
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation (VAE and discriminator), the

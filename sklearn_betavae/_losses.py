@@ -272,12 +272,14 @@ def _log_importance_weights(batch_size, dataset_size, estimator, device, dtype, 
             "minibatch stratified sampling needs N >= B."
         )
     n, b = dataset_size, batch_size
-    weights = torch.full((b, b), 1.0 / (b - 1), device=device, dtype=torch.float64)
+    # The three log-weights in double precision (Python floats), then in ``dtype``
+    # on the device (MPS has no float64).
+    log_weights = torch.full((b, b), -math.log(b - 1), device=device, dtype=dtype)
     cycle = torch.randperm(b, generator=generator, device=device)
-    weights[cycle, cycle.roll(-1)] = (n - b + 1) / (n * (b - 1))
+    log_weights[cycle, cycle.roll(-1)] = math.log((n - b + 1) / (n * (b - 1)))
     rows = torch.arange(b, device=device)
-    weights[rows, rows] = 1.0 / n
-    return weights.log().to(dtype)
+    log_weights[rows, rows] = -math.log(n)
+    return log_weights
 
 
 def kl_decomposition(z, mu, logvar, dataset_size, estimator="mss", generator=None):

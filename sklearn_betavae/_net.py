@@ -17,12 +17,14 @@ adds what a VAE needs on top of it:
 import contextlib
 import math
 import sys
+import warnings
 
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
 from skorch.dataset import unpack_data
+from skorch.exceptions import DeviceWarning
 from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from tqdm import tqdm
@@ -46,6 +48,38 @@ AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 _HASH_BLOCK_VALUES = 2**18
 # Seed of the row hash that places each row in its inference batch.
 _POSITION_SEED = 0
+
+
+def portable_precision(precision, device):
+    """``precision``, or ``"fp32"`` with a warning where ``device`` cannot run it.
+
+    fp16 trains with loss scaling, which the package supports on CUDA only: a
+    model trained in fp16 and unpickled or loaded on a machine without CUDA
+    runs in fp32 there (bf16 and fp32 run on every device).
+    """
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        warnings.warn(
+            f"The model was trained in fp16, which needs CUDA; on device {device!r} it "
+            "runs in fp32.",
+            DeviceWarning,
+            stacklevel=3,
+        )
+        return "fp32"
+    return precision
+
+
+def _fresh_scaler(scaler, device):
+    """A new fp16 gradient scaler with ``scaler``'s scale and growth tracker.
+
+    What a step stopped between ``unscale_`` and ``update`` (a divergence, an
+    interrupt) leaves in a scaler, its per-optimizer state, is dropped: that
+    state makes the scaler refuse the next ``unscale_`` and pickling.
+    """
+    if scaler is None or not scaler.is_enabled():
+        return scaler
+    fresh = torch.amp.GradScaler(torch.device(device).type)
+    fresh.load_state_dict(scaler.state_dict())
+    return fresh
 
 
 def _batches_by_position(positions, batch_size):
@@ -591,8 +625,9 @@ class VAENet(NeuralNet):
         expected now and then); a non-finite loss still stops training.
         """
         if grad_scaler is not None:
-            grad_scaler.unscale_(optimizer)
+            # Logs first: a non-finite loss raises before the scaler holds this step's state.
             self.record_logs(logs, prefix="train")
+            grad_scaler.unscale_(optimizer)
         else:
             self.record_logs(logs, prefix="train", gradients=self._gradients(parameters))
 
@@ -703,6 +738,11 @@ class VAENet(NeuralNet):
             what = f"The {prefix} loss was finite ({flat[0]:.6g}) but its gradients were not"
         else:
             return
+        if self.n_steps_ == 0:
+            raise TrainingDivergedError(
+                f"{what} at the first step of training, before any update: X is probably "
+                "not scaled to a range of about 1."
+            )
         raise TrainingDivergedError(
             f"{what} {where}: training diverged. Lower learning_rate, standardise X "
             "(e.g. with StandardScaler) or lower the regularisation weight."
@@ -737,11 +777,13 @@ class VAENet(NeuralNet):
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except Exception:
+            self.reset_grad_scalers()
             for _, callback in self.callbacks_:
                 if isinstance(callback, ProgressBar):
                     callback.close()
             raise
         except KeyboardInterrupt:
+            self.reset_grad_scalers()
             self.interrupted_ = not any(
                 isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
                 for _, cb in self.callbacks_
@@ -812,13 +854,33 @@ class VAENet(NeuralNet):
                     args = (keys,)
                 out = fn(batch, *args)
                 single = not isinstance(out, tuple)
-                slots_on_device = torch.from_numpy(slots).to(batch.device)
-                parts = [t[slots_on_device].cpu().numpy() for t in ((out,) if single else out)]
+                slots_t = torch.from_numpy(slots)  # indexes each output where it lies
+                parts = [t[slots_t.to(t.device)].cpu().numpy() for t in ((out,) if single else out)]
                 if outputs is None:
                     outputs = [np.empty((n_samples, *p.shape[1:]), dtype=p.dtype) for p in parts]
                 for result, part in zip(outputs, parts):
                     result[rows] = part
         return outputs[0] if single else tuple(outputs)
+
+    def _grad_scaler_names(self):
+        """Attributes holding an fp16 gradient scaler (the VAE's, FactorVAE's discriminator's)."""
+        return [name for name, value in vars(self).items()
+                if isinstance(value, torch.amp.GradScaler)]
+
+    def move_to(self, device):
+        """Move the fitted modules, their optimizers' state and the scalers to ``device``."""
+        self.device = device
+        for name in self._modules:
+            getattr(self, name + "_").to(device)
+        for name in self._optimizers:
+            optimizer = getattr(self, name + "_")
+            optimizer.load_state_dict(optimizer.state_dict())  # moves the state with the weights
+        self.reset_grad_scalers()
+
+    def reset_grad_scalers(self):
+        """Make every gradient scaler usable again after a step that did not finish."""
+        for name in self._grad_scaler_names():
+            setattr(self, name, _fresh_scaler(getattr(self, name), self.device))
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -826,8 +888,9 @@ class VAENet(NeuralNet):
         state.pop("_shuffle_generator", None)
         state.pop("_noise_generator", None)
         state.pop("_pending_logs", None)
-        if state.get("grad_scaler_") is not None:  # CUDA state; rebuilt fresh on load
-            state["grad_scaler_"] = "fresh"
+        for name in self._grad_scaler_names():  # GradScaler pickles between steps only
+            if name in state:  # not those skorch pickles with the modules
+                state[name] = _fresh_scaler(state[name], self.device)
         # Modules given as instances (``module``, FactorVAE's ``discriminator``)
         # became ``<name>_``. skorch saves ``<name>_`` through its device-aware
         # (map_location) path but would pickle the instance a second time,
@@ -841,9 +904,15 @@ class VAENet(NeuralNet):
 
     def __setstate__(self, state):
         shared = state.pop("_modules_given_as_instances", ())
+        # Pickles of earlier versions hold "fresh" for a scaler: a new one.
         fresh_scalers = [k for k, v in state.items() if isinstance(v, str) and v == "fresh"]
         super().__setstate__(state)
         for key in fresh_scalers:
             setattr(self, key, torch.amp.GradScaler(torch.device(self.device).type))
+        precision = portable_precision(self.precision, self.device)  # skorch may have moved it
+        if precision != self.precision:
+            self.precision = precision
+            for name in self._grad_scaler_names():
+                setattr(self, name, None)
         for name in shared:
             setattr(self, name, getattr(self, name + "_"))

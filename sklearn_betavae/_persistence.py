@@ -35,6 +35,7 @@ from ._beta_tcvae import BetaTCVAE
 from ._beta_vae import BetaVAE
 from ._dip_vae import DIPVAE
 from ._factor_vae import FactorVAE
+from ._net import portable_precision
 
 # Version of the file layout; load refuses files of a newer one.
 _FORMAT_VERSION = 1
@@ -416,9 +417,12 @@ def _estimator_from(document, tensors, path):
 
     net_state = document["net"]
     params = estimator.get_params(deep=False)
-    # Build the network the model was fitted with, where this machine can run it.
+    # Build the network the model was fitted with, where this machine can run it, in
+    # the precision it resolved to when fitted (not "auto" resolved anew here).
     device = _loading_device(net_state["device"])
-    estimator.set_params(**{**estimator._fit_architecture, "device": device})
+    precision = portable_precision(estimator.precision_, device)
+    estimator.set_params(**{**estimator._fit_architecture, "device": device,
+                            "precision": precision})
     net = estimator._make_net(
         estimator.n_features_in_,
         estimator.likelihood_,
@@ -427,13 +431,14 @@ def _estimator_from(document, tensors, path):
         estimator.condition_indices_,
     )
     estimator.set_params(**params)
+    estimator.net_ = net
+    estimator._adopt_net_precision()
     _load_tensors(net, tensors, net_state["training_state"], path)
     if not isinstance(net_state["history"], list):
         raise ValueError(f"{name}: the training history is not a list of epochs.")
     net.history = History(net_state["history"])
     net.n_steps_ = _count(net_state["n_steps"])
     net.batch_size = _count(net_state["batch_size"])
-    estimator.net_ = net
     return estimator
 
 

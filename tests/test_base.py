@@ -148,6 +148,28 @@ def test_model_pickled_for_gpu_loads_on_cpu(fitted, digits):
     assert_array_equal(restored.transform(X), expected)
 
 
+@pytest.mark.parametrize("estimator", [BetaVAE, FactorVAE])
+def test_warm_start_moves_a_model_to_the_new_device(digits, estimator):
+    # A model whose net is on another device ("cuda" here, faked: its tensors stay on the
+    # CPU) continues training with device="cpu": its modules and optimizer state are moved
+    # (used to be refused as a change to the network), and training continues exactly as
+    # it would have without the move.
+    X = digits[0][:96]
+    params = dict(n_components=2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0,
+                  warm_start=True)
+    if estimator is FactorVAE:
+        params["discriminator_hidden_layer_sizes"] = (8,)
+    stayed, moved = (estimator(**params).fit(X) for _ in range(2))
+    moved.net_.device = moved._fit_architecture["device"] = "cuda"
+    stayed.fit(X)
+    moved.fit(X)
+    assert str(moved.net_.device) == "cpu"
+    assert moved._fit_architecture["device"] == "cpu"
+    assert_array_equal(moved.transform(X), stayed.transform(X))
+    with pytest.raises(ValueError, match="change to the network: n_components"):
+        moved.set_params(n_components=3).fit(X)
+
+
 def test_same_seed_same_result_and_global_rng_untouched(digits):
     # Same random_state -> identical transform; global torch and numpy RNG states untouched.
     X = digits[0][:200]
@@ -230,6 +252,9 @@ def test_sample_shape_range_and_seed(fitted):
     assert not np.allclose(S, fitted.sample(7, random_state=4))
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         fitted.sample(0)
+    for wrong_type in ("3", 2.0, True):  # scikit-learn's convention: a wrong type is a TypeError
+        with pytest.raises(TypeError, match="n_samples must be a positive integer"):
+            fitted.sample(wrong_type)
 
 
 def test_score_is_mean_of_score_samples(fitted, digits):
@@ -316,11 +341,28 @@ def test_convolutional_model(image_shape):
 
 def test_diverging_fit_stops_with_clear_message_and_usable_model(digits):
     # A loss that becomes non-finite stops the fit with a clear message; weights stay finite.
-    X = StandardScaler().fit_transform(digits[0][:200]) * 1e18
+    X = StandardScaler().fit_transform(digits[0][:200])
     vae = _small(learning_rate=1e6, max_epochs=50)
-    with pytest.raises(ValueError, match="training diverged"):
+    with pytest.raises(ValueError, match="after 1 optimisation steps: training diverged"):
         vae.fit(X)
     assert all(torch.isfinite(p).all() for p in vae.module_.parameters())
+    assert np.isfinite(vae.transform(X)).all()
+
+
+@pytest.mark.parametrize("estimator", [BetaVAE, BetaTCVAE, FactorVAE])
+def test_fit_that_cannot_take_a_first_step_names_the_scale_and_stays_unfitted(estimator):
+    # 8-bit images given as 0..255: the loss is not finite at the first step. The error
+    # says so and names X's range (not "lower learning_rate"); no step was taken, so the
+    # estimator is left unfitted rather than holding its random initial weights.
+    X = (np.random.default_rng(0).random((40, 6)) * 255).astype(np.uint8)
+    vae = estimator(n_components=2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0)
+    with pytest.raises(TrainingDivergedError,
+                       match=r"first step.*largest absolute value is 254.*X / 255.*unfitted"):
+        vae.fit(X)
+    with pytest.raises(NotFittedError):
+        vae.transform(X)
+    assert_array_equal(X, (np.random.default_rng(0).random((40, 6)) * 255).astype(np.uint8))
+    vae.fit(X / 255.0)  # and fitting scaled data works
 
 
 class _InterruptAt(Callback):
@@ -506,15 +548,22 @@ def test_gradient_overflow_stops_training_before_the_step(estimator, X):
     # before the optimizer writes NaN: the model keeps finite weights and a finite score.
     # (The issue's reproductions; without a warm-up, whose zero weight at step 0 keeps
     # the KL's overflowing gradient out of the first step.)
+    # A first fit: refused at its first step, and so left unfitted.
     recorder = _RecordInitialWeights()
     vae = estimator(n_components=1, hidden_layer_sizes=(8,), max_epochs=1, random_state=0,
-                    anneal_steps=0, callbacks=[("recorder", recorder)])
-    with pytest.raises(TrainingDivergedError, match="gradients were not"):
+                    anneal_steps=0, likelihood="gaussian", callbacks=[("recorder", recorder)])
+    with pytest.raises(TrainingDivergedError, match="gradients were not at the first step"):
         vae.fit(X)
-    initial = dict(vae.net_.callbacks_)["recorder"].weights
+    with pytest.raises(NotFittedError):
+        vae.transform(X)
+    # A warm start from a fitted model: the step is refused, the model kept as it was.
+    vae.set_params(warm_start=True).fit(X / 1000)
+    with pytest.raises(TrainingDivergedError, match="after 1 optimisation steps: training"):
+        vae.fit(X)
+    initial = dict(vae.net_.callbacks_)["recorder"].weights  # at this warm start's beginning
     for before, after in zip(initial, vae.module_.parameters()):
-        assert torch.equal(before, after)  # the very first step was refused
-    assert np.isfinite(vae.score(X))
+        assert torch.equal(before, after)  # its very first step was refused
+    assert np.isfinite(vae.score(X / 1000))
     assert np.all(np.isfinite(vae.transform(X)))
 
 
@@ -686,6 +735,18 @@ def test_raw_errors_become_clear_value_errors(params, match):
     X = np.random.RandomState(0).rand(20, 256)
     with pytest.raises(ValueError, match=match):
         _small(**params).fit(X)
+
+
+def test_a_cuda_device_number_beyond_the_gpus_is_named(monkeypatch):
+    # "cuda:N" with N at or beyond the number of GPUs: a clear error at fit, not a failure
+    # deep in torch (CUDA faked present with two GPUs).
+    from sklearn_betavae import _base
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _base._resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(ValueError, match=r"device='cuda:2' was requested but this machine has 2"):
+        _base._resolve_device("cuda:2")
 
 
 @pytest.mark.parametrize("sizes", [(0,), (-4,), (8.7,)])
@@ -878,6 +939,138 @@ def test_precision_auto_and_fp16_resolution(monkeypatch, digits):
     assert _small(precision="auto", max_epochs=1).fit(X).precision_ == "fp32"
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
         _small(precision="fp16").fit(X)
+
+
+@pytest.fixture
+def fp16_on_cpu(monkeypatch):
+    # The fp16 path (autocast and loss scaling) run on the CPU: the CUDA-only check lifted.
+    from sklearn_betavae import _base
+
+    resolve = _base._resolve_precision
+    monkeypatch.setattr(_base, "_resolve_precision",
+                        lambda p, d, c: "fp16" if p == "fp16" else resolve(p, d, c))
+
+
+class _InterruptAtGradients(Callback):
+    """Raise KeyboardInterrupt once, after the gradients are unscaled and before the step."""
+
+    def __init__(self):
+        self.done = False
+
+    def on_grad_computed(self, net, **kwargs):
+        if not self.done:
+            self.done = True
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("estimator", [BetaVAE, FactorVAE])
+def test_fp16_training_continues_after_divergence_and_interrupt(fp16_on_cpu, digits, estimator):
+    # A step stopped between the scaler's unscale_ and update (a divergence, Ctrl-C) must
+    # not leave the scaler refusing the next step or pickling: the model stays usable.
+    X = digits[0][:96].astype(np.float32)
+    params = dict(n_components=2, hidden_layer_sizes=(8,), batch_size=32, random_state=0,
+                  precision="fp16", warm_start=True, max_epochs=1)
+    if estimator is FactorVAE:
+        params["discriminator_hidden_layer_sizes"] = (8,)
+    vae = estimator(likelihood="gaussian", **params).fit(X)
+    with pytest.raises(TrainingDivergedError, match="training diverged"):
+        vae.fit(X * 1e5)  # overflows fp16 in the first layer, after the first fit's steps
+    vae.fit(X)  # the warm start the error suggests
+    assert np.isfinite(vae.transform(X)).all()
+    pickle.dumps(vae)
+
+    vae = estimator(**{**params, "callbacks": [_InterruptAtGradients()], "max_epochs": 2})
+    with pytest.warns(TrainingInterruptedWarning):
+        vae.fit(X)
+    assert vae.net_.interrupted_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingInterruptedWarning)
+        vae.set_params(callbacks=None).partial_fit(X)
+    assert vae.net_.n_steps_ == 3
+    assert np.isfinite(vae.transform(X)).all()
+    pickle.dumps(vae)
+
+
+def test_fresh_scaler_keeps_the_scale_and_drops_the_step():
+    from sklearn_betavae._net import _fresh_scaler
+
+    layer = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=1)
+    scaler.scale(layer(torch.ones(1, 2)).sum()).backward()
+    scaler.step(optimizer)
+    scaler.update()  # one good step: the scale grows to 2048
+    scaler.scale(layer(torch.ones(1, 2)).sum()).backward()
+    scaler.unscale_(optimizer)  # a step stopped here
+    with pytest.raises(AssertionError, match="may only be pickled"):
+        pickle.dumps(scaler)
+    fresh = pickle.loads(pickle.dumps(_fresh_scaler(scaler, "cpu")))
+    assert fresh.get_scale() == scaler.get_scale() == 2048.0
+    assert fresh.state_dict() == scaler.state_dict()
+    optimizer.zero_grad()
+    fresh.scale(layer(torch.ones(1, 2)).sum()).backward()
+    fresh.unscale_(optimizer)  # the scaler that stopped refuses this: "already been called"
+    fresh.step(optimizer)
+    fresh.update()
+    with pytest.raises(RuntimeError, match="already been called"):
+        scaler.unscale_(optimizer)
+    assert _fresh_scaler(None, "cpu") is None
+
+
+def test_fp16_model_runs_in_fp32_where_there_is_no_cuda(fp16_on_cpu, digits, tmp_path):
+    # A model trained in fp16 (on CUDA) and unpickled or loaded without CUDA runs in fp32
+    # there, says so, and keeps training; it used to keep fp16 on the CPU (pickle) or
+    # refuse to load (save/load).
+    from skorch.exceptions import DeviceWarning
+
+    from sklearn_betavae import load, save
+
+    X = digits[0][:96]
+    vae = _small(precision="fp16", max_epochs=1).fit(X)
+    assert vae.precision_ == "fp16" and vae.net_.grad_scaler_ is not None
+    with pytest.warns(DeviceWarning, match="trained in fp16"):
+        restored = pickle.loads(pickle.dumps(vae))
+    pytest.importorskip("safetensors")
+    save(vae, tmp_path / "fp16.safetensors")
+    with pytest.warns(DeviceWarning, match="trained in fp16"):
+        loaded = load(tmp_path / "fp16.safetensors")
+    for model in (restored, loaded):
+        assert model.precision_ == model.net_.precision == "fp32"
+        assert model.net_.grad_scaler_ is None
+        assert_allclose(model.transform(X), vae.transform(X), atol=5e-3)
+        model.set_params(warm_start=True, precision="fp32").fit(X)
+
+
+def test_load_builds_the_precision_the_model_was_fitted_in(monkeypatch, tmp_path):
+    # precision="auto" resolved to bf16 where the model was fitted: load() rebuilds it in
+    # bf16 on a machine where "auto" would now mean fp32, so transform is the same.
+    pytest.importorskip("safetensors")
+    from sklearn_betavae import _base, load, save
+
+    X = np.random.RandomState(0).rand(40, 256)
+    monkeypatch.setattr(_base, "_fast_bf16", lambda device: True)
+    vae = BetaVAE(n_components=2, image_shape=(16, 16), max_epochs=1, random_state=0).fit(X)
+    assert vae.precision_ == "bf16"
+    save(vae, tmp_path / "auto.safetensors")
+    monkeypatch.setattr(_base, "_fast_bf16", lambda device: False)
+    loaded = load(tmp_path / "auto.safetensors")
+    assert loaded.precision == "auto"
+    assert loaded.precision_ == loaded.net_.precision == "bf16"
+    assert_array_equal(loaded.transform(X), vae.transform(X))
+
+
+@pytest.mark.parametrize("capability, fast", [((7, 0), False), ((8, 0), True), ((9, 0), True)])
+def test_fast_bf16_on_cuda_needs_compute_capability_8(monkeypatch, capability, fast):
+    # Older GPUs emulate bf16 (torch.cuda.is_bf16_supported says yes for them): "auto"
+    # must not pick it there; and the capability asked is that of the requested GPU.
+    from sklearn_betavae import _base
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda device=None: asked.append(device) or capability)
+    assert _base._fast_bf16("cuda:1") is fast
+    assert asked == [torch.device("cuda:1")]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
