@@ -1041,6 +1041,33 @@ def test_fp16_model_runs_in_fp32_where_there_is_no_cuda(fp16_on_cpu, digits, tmp
         model.set_params(warm_start=True, precision="fp32").fit(X)
 
 
+@pytest.mark.parametrize("estimator", [BetaVAE, FactorVAE])
+def test_save_with_optimizer_keeps_the_fp16_loss_scales(fp16_on_cpu, monkeypatch, digits,
+                                                         tmp_path, estimator):
+    # save(include_optimizer=True) stores the gradient scalers' loss scales, so an fp16
+    # model loaded where fp16 runs (CUDA; here the CPU with the check lifted) continues
+    # with them, not with a scaler started afresh at 65536.
+    pytest.importorskip("safetensors")
+    from sklearn_betavae import _persistence, load, save
+
+    monkeypatch.setattr(_persistence, "portable_precision", lambda precision, device: precision)
+    params = dict(n_components=2, hidden_layer_sizes=(8,), max_epochs=1, random_state=0,
+                  precision="fp16")
+    if estimator is FactorVAE:
+        params["discriminator_hidden_layer_sizes"] = (8,)
+    vae = estimator(**params).fit(digits[0][:96])
+    names = vae.net_._grad_scaler_names()
+    assert len(names) == (2 if estimator is FactorVAE else 1)
+    for name in names:  # a scale the training would not have reached in one epoch
+        getattr(vae.net_, name).update(new_scale=512.0)
+    save(vae, tmp_path / "with.safetensors", include_optimizer=True)
+    save(vae, tmp_path / "without.safetensors")
+    loaded, fresh = load(tmp_path / "with.safetensors"), load(tmp_path / "without.safetensors")
+    for name in names:
+        assert getattr(loaded.net_, name).state_dict() == getattr(vae.net_, name).state_dict()
+        assert getattr(fresh.net_, name).get_scale() == 65536.0
+
+
 def test_load_builds_the_precision_the_model_was_fitted_in(monkeypatch, tmp_path):
     # precision="auto" resolved to bf16 where the model was fitted: load() rebuilds it in
     # bf16 on a machine where "auto" would now mean fp32, so transform is the same.

@@ -219,6 +219,20 @@ def test_unstorable_parameters_raise_a_clear_error(fitted, tmp_path):
     vae.set_params(callbacks=None)
 
 
+def test_malformed_gradient_scaler_states_are_refused(fitted, tmp_path):
+    # The fp16 loss scales of save(include_optimizer=True) are checked like the rest.
+    path = tmp_path / "model.safetensors"
+    save(fitted[BetaVAE], path, include_optimizer=True)
+    assert _read(path)[0]["net"]["grad_scalers"] == {}  # an fp32 model has none
+
+    def malformed(document, tensors):
+        document["net"]["grad_scalers"] = ["scale", 1024]
+
+    _rewrite(path, malformed)
+    with pytest.raises(ValueError, match="invalid gradient scaler states"):
+        load(path)
+
+
 def test_model_saved_on_gpu_loads_on_cpu(fitted, X, tmp_path):
     # A file whose model says device="cuda" loads on a machine without CUDA, on the CPU, warning.
     if torch.cuda.is_available():
