@@ -1205,7 +1205,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         runs in fp32 where a model trained in fp16 was loaded without CUDA."""
         self.precision_ = self.net_.precision
         architecture = getattr(self, "_fit_architecture", None)
-        if architecture is not None and architecture.get("precision") == "fp16" != self.precision_:
+        fell_back = self.precision_ != "fp16"
+        if architecture is not None and architecture["precision"] == "fp16" and fell_back:
             self._fit_architecture = {**architecture, "precision": self.precision_}
 
     def __sklearn_is_fitted__(self):

@@ -888,9 +888,6 @@ class VAENet(NeuralNet):
         state.pop("_shuffle_generator", None)
         state.pop("_noise_generator", None)
         state.pop("_pending_logs", None)
-        for name in self._grad_scaler_names():  # GradScaler pickles between steps only
-            if name in state:  # not those skorch pickles with the modules
-                state[name] = _fresh_scaler(state[name], self.device)
         # Modules given as instances (``module``, FactorVAE's ``discriminator``)
         # became ``<name>_``. skorch saves ``<name>_`` through its device-aware
         # (map_location) path but would pickle the instance a second time,
