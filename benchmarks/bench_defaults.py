@@ -18,6 +18,10 @@ Usage::
     python benchmarks/bench_defaults.py sprites [--estimator BetaTCVAE] [--epochs 8]
         [--seeds 0 1 2] [--set anneal_steps=0.3 ...] [--cache FILE] [--markdown FILE]
     python benchmarks/bench_defaults.py digits [--seeds 0 1 2] [--set ...]
+
+``--anneal-dip-penalty`` (an experiment, not the package's objective) makes
+DIPVAE's moment-matching penalty warm up with its KL weight, ``w(t) * (KL +
+penalty)`` instead of ``w(t) * KL + penalty``.
 """
 
 import argparse
@@ -73,6 +77,21 @@ def _defaults(estimator):
     return json.loads(json.dumps(ESTIMATORS[estimator]().get_params(), default=repr))
 
 
+def _anneal_dip_penalty():
+    """Patch DIPVAE's objective so that the DIP penalty warms up with the KL weight."""
+    from sklearn_betavae import _dip_vae
+    from sklearn_betavae._losses import dip_covariance, dip_regularizer
+
+    def regularizer(self, *, mu, logvar, kl_per_dim, step, **_):
+        weight = self.annealed(1.0, step)
+        dip = dip_regularizer(dip_covariance(mu, logvar, self.dip_type),
+                              self.lambda_od, self.lambda_d)
+        return (weight * (self.kl_term(kl_per_dim) + dip),
+                {"beta": weight, "dip_penalty": dip.detach()})
+
+    _dip_vae._DIPVAEObjective.regularizer = regularizer
+
+
 def sprites(estimator, epochs, seed, overrides, n_train=20000, image_size=64):
     X, _ = make_sprites(n_train, image_size=image_size, random_state=1000)
     X_eval, factors = make_sprites(5000, image_size=image_size, random_state=2000)
@@ -126,7 +145,11 @@ def main(argv=None):
                         help="parameters to override (candidate defaults)")
     parser.add_argument("--cache", help="JSON-lines file of finished runs, reused on re-runs")
     parser.add_argument("--markdown")
+    parser.add_argument("--anneal-dip-penalty", action="store_true",
+                        help="experiment: DIPVAE's penalty warms up with its KL weight")
     args = parser.parse_args(argv)
+    if args.anneal_dip_penalty:
+        _anneal_dip_penalty()
     overrides = _parse_overrides(args.set)
     estimator = args.estimator if args.mode == "sprites" else "BetaVAE"
     config = dict(mode=args.mode, overrides=overrides, defaults=_defaults(estimator),
@@ -135,6 +158,8 @@ def main(argv=None):
                      if args.mode == "sprites" else {}))
     if args.mode == "sprites":  # the built-in architecture is part of the defaults too
         config.update(architecture_key(64))
+    if args.anneal_dip_penalty:
+        config["anneal_dip_penalty"] = True
     done = {}
     if args.cache and os.path.exists(args.cache):
         with open(args.cache) as f:

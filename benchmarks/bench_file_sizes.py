@@ -32,6 +32,8 @@ def _models(epochs):
         "FactorVAE(hidden_layer_sizes=(8,))": FactorVAE(hidden_layer_sizes=(8,), **shared),
         "FactorVAE() (default architecture)": FactorVAE(**shared),
         "BetaVAE() (default architecture)": BetaVAE(**shared),
+        "FactorVAE(discriminator_hidden_layer_sizes=(1000,) * 6) (the paper's)": FactorVAE(
+            discriminator_hidden_layer_sizes=(1000,) * 6, **shared),
     }
 
 

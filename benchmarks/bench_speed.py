@@ -11,16 +11,24 @@ Then the step cost of ``BetaTCVAE``, ``FactorVAE`` (with its default discriminat
 and the paper's) and ``DIPVAE`` relative to ``BetaVAE`` ("relative"), and each
 ``precision`` of the package, and the plain loop itself under bf16 autocast,
 against the plain fp32 loop, with ``torch.compile`` of the plain loop ("precision").
+"steps" times, per training step of the default digits MLP (gradients in
+place), an Adam update in each of torch's implementations (fused, the
+package's; multi-tensor; the per-parameter loop, torch's CPU default) and the
+package's finiteness check of the gradients against ``isfinite().all()`` and an
+infinity norm. "batches" counts the batches inference runs (each row at a batch position given
+by a hash of its values, so colliding rows take extra batches) against
+consecutive slices, for the digits and for 20,000 sprites.
 
 Usage::
 
-    python benchmarks/bench_speed.py [--repeats 5] [--only training relative precision]
+    python benchmarks/bench_speed.py [--repeats 5] [--only training relative precision steps batches]
         [--markdown FILE]
 """
 
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -28,13 +36,14 @@ from sklearn.datasets import load_digits
 
 import sklearn_betavae
 from sklearn_betavae import BetaVAE
+from sklearn_betavae.exceptions import PosteriorCollapseWarning
 from sklearn_betavae._losses import gaussian_kl_per_dim, reconstruction_log_likelihood
 from sklearn_betavae._modules import build_vae_module
 
 
 INFERENCE_CALLS = 5
 # The groups of tables, for --only.
-TABLES = ["training", "relative", "precision"]
+TABLES = ["training", "relative", "precision", "steps", "batches"]
 
 
 def _plain_step(encode, decode, x, optimizer, autocast):
@@ -306,6 +315,71 @@ def run_relative_cost(repeats, quick=False):
             for name, runs in speeds.items()]
 
 
+def _best_ms(fn, repeats, calls=200):
+    """Best over ``repeats`` of the mean time of ``calls`` calls of ``fn``, in ms."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        times.append((time.perf_counter() - start) / calls * 1e3)
+    return min(times)
+
+
+def run_step_parts(repeats):
+    """Per-step cost (ms) of the optimizer update and of the gradients' finiteness check."""
+    from sklearn_betavae._net import _finiteness_probe
+
+    X = torch.from_numpy(load_digits().data[:64] / 16.0).float()
+    torch.manual_seed(0)
+    module = build_vae_module(64, 8, None, None)
+    mu, _ = module(X)
+    (mu.square().sum() + module.decode(mu).square().sum()).backward()
+    params = list(module.parameters())
+    rows = []
+    for name, kwargs in (("Adam, fused=True (the package)", {"fused": True}),
+                         ("Adam, foreach=True (multi-tensor)", {"foreach": True}),
+                         ("Adam, foreach=False (per-parameter loop)", {"foreach": False})):
+        optimizer = torch.optim.Adam(params, lr=1e-9, **kwargs)
+        rows.append((name, _best_ms(optimizer.step, repeats)))
+    grads = [p.grad for p in params]
+    rows.append(("finiteness: one sum per tensor (the package)",
+                 _best_ms(lambda: bool(torch.isfinite(_finiteness_probe(grads))), repeats)))
+    rows.append(("finiteness: isfinite().all() per tensor",
+                 _best_ms(lambda: all(bool(torch.isfinite(g).all()) for g in grads), repeats)))
+    rows.append(("finiteness: infinity norm (torch._foreach_norm)",
+                 _best_ms(lambda: bool(torch.isfinite(torch.stack(
+                     torch._foreach_norm(grads, ord=float("inf")))).all()), repeats)))
+    return rows
+
+
+def run_batch_counts():
+    """Inference batches of ``transform`` against ``ceil(n / batch_size)`` slices."""
+    from sklearn_betavae.datasets import make_sprites
+
+    rows = []
+    digits = load_digits().data / 16.0
+    sprites, _ = make_sprites(20000, image_size=32, random_state=0)
+    for name, X in (("load_digits (1,797 rows, 64 features)", digits),
+                    ("make_sprites (20,000 rows, 32x32)", sprites)):
+        batch_size = 64
+        with warnings.catch_warnings():  # a one-epoch fit: only its net is used
+            warnings.simplefilter("ignore", PosteriorCollapseWarning)
+            vae = BetaVAE(n_components=2, batch_size=batch_size, max_epochs=1,
+                          random_state=0).fit(X[:batch_size])
+        calls = []
+
+        def count(x, calls=calls):
+            calls.append(len(x))
+            return x[:, :1]
+
+        vae.net_.infer_rows(X, count)
+        slices = -(-len(X) // batch_size)
+        rows.append((name, batch_size, len(calls), slices, len(calls) / slices))
+    return rows
+
+
 def _table(header, rows, fmt):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("-" if v is None else f.format(v) for f, v in zip(fmt, row)) + " |"
@@ -359,6 +433,17 @@ def main():
         )
     if "precision" in args.only:
         tables += _precision_tables(args.repeats, args.quick)
+    if "steps" in args.only:
+        tables.append(
+            f"### Parts of a training step (digits MLP, ms per step, best of {args.repeats})\n\n"
+            + _table(["part", "ms per step"], run_step_parts(args.repeats), ["{}", "{:.3f}"])
+        )
+    if "batches" in args.only:
+        tables.append(
+            "### Inference batches (hash positions against consecutive slices)\n\n"
+            + _table(["data", "batch_size", "inference batches", "consecutive slices", "ratio"],
+                     run_batch_counts(), ["{}", "{}", "{}", "{}", "{:.2f}"])
+        )
     header = (
         f"Machine: {_cpu_name()}, {torch.get_num_threads()} torch threads, torch "
         f"{torch.__version__}, sklearn-betavae {sklearn_betavae.__version__}, "

@@ -24,7 +24,7 @@ dimension above a minimum rate.
 # returns *minus* the distortion and ``elbo_scorer`` the ELBO, so that higher
 # is better for both, as scikit-learn's ``neg_*`` scorers. The refit
 # criterion is the held-out ELBO. Budgets are small (3 folds, 20 epochs) so
-# that the 30 fits take about 40 s on 2 CPU cores; ``verbose=2`` prints a line
+# that the 30 fits take about 20 s on 2 CPU cores; ``verbose=2`` prints a line
 # with the time of each fit as it ends. The largest betas leave most latent
 # dimensions unused, which the rate below shows; their
 # ``PosteriorCollapseWarning`` is silenced to keep the log readable.

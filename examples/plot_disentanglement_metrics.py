@@ -31,7 +31,7 @@ on held-out sprites and selects the most disentangled.
 # Data and scorers
 # ----------------
 # A few thousand 32x32 sprites and a short training keep the example to about
-# a minute and a half on 2 CPU cores; the convolutional models are selected by ``image_shape`` and
+# a minute on 2 CPU cores; the convolutional models are selected by ``image_shape`` and
 # the KL weight is annealed, which gets them past the mean image they
 # otherwise stay stuck at for many epochs. The FactorVAE score uses far fewer
 # votes than the 10,000 of the reference protocol, so it is noisier.

@@ -25,8 +25,8 @@ with :func:`~sklearn_betavae.plotting.plot_latent_traversals`:
 # %%
 # Data and models
 # ---------------
-# A few thousand sprites and a dozen epochs keep the example to about a minute
-# and a half on 2 CPU cores; the convolutional encoder and decoder are selected by
+# A few thousand sprites and a dozen epochs keep the example to about 35 s
+# on 2 CPU cores; the convolutional encoder and decoder are selected by
 # ``image_shape``. The models of the literature train for hundreds of
 # thousands of steps on the full grid of 737,280 images, so expect blurrier
 # reconstructions and a less clean separation than in the papers. The KL

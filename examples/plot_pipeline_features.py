@@ -39,7 +39,7 @@ print(X.shape)
 # %%
 # Two pipelines, the same classifier
 # ----------------------------------
-# The budget is small (30 epochs) so that the example runs in about 20 s on 2
+# The budget is small (30 epochs) so that the example runs in about 10 s on 2
 # CPU cores; more epochs give the VAE slightly better features.
 cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
 n_components_list = [2, 4, 8]

@@ -33,7 +33,7 @@ mean varies across the data) and compare the KL carried by each dimension.
 # 15 epochs; the plain models switch the warm-up off with ``anneal_steps=0``.)
 # A model that leaves most dimensions unused is reported by a
 # ``PosteriorCollapseWarning`` after its fit; it is caught here and its first
-# sentence printed. The whole example takes about 15 s on 2 CPU cores.
+# sentence printed. The whole example takes under 10 s on 2 CPU cores.
 import warnings
 from time import perf_counter
 

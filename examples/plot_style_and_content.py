@@ -22,7 +22,7 @@ counterfactual: "this 4, written as a 7".
 # ---------------------------------------------------------
 # The 64 pixels are scaled to [0, 1] (a Bernoulli likelihood); columns 64 to
 # 73 hold the one-hot label. A few thousand optimisation steps on the MLP take
-# well under a minute on a CPU.
+# a few seconds on 2 CPU cores.
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
