@@ -13,6 +13,8 @@ Runs, from the repository root with the package already installed:
 - with ``--docs``, the documentation builds, with and without the gallery
   (``-D plot_gallery=0``), into a temporary directory, and each gallery
   example's run time as sphinx-gallery recorded it (``sg_execution_times.rst``).
+  The generated ``docs/auto_examples`` is removed first, so that every example
+  runs.
 
 The installation step of the README's commands (``pip install -e ...``) is not
 timed: the README quotes times "after the installation".
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,6 +135,9 @@ def main():
     if args.docs:
         for extra, name in (([], "docs with the gallery"),
                             (["-D", "plot_gallery=0"], "docs without the gallery")):
+            # sphinx-gallery skips examples whose output it has from an earlier build:
+            # remove it (generated, git-ignored), so that every example runs.
+            shutil.rmtree(os.path.join(ROOT, "docs", "auto_examples"), ignore_errors=True)
             with tempfile.TemporaryDirectory() as out_dir:
                 label, seconds, _ = run_command(
                     f"{name}: `python -m sphinx -W --keep-going -b html docs ...{' ' if extra else ''}"
