@@ -15,14 +15,14 @@ against the plain fp32 loop, with ``torch.compile`` of the plain loop ("precisio
 place), an Adam update in each of torch's implementations (fused, the
 package's; multi-tensor; the per-parameter loop, torch's CPU default) and the
 package's finiteness check of the gradients against ``isfinite().all()`` and an
-infinity norm. "batches" counts the batches inference runs (each row at a batch position given
-by a hash of its values, so colliding rows take extra batches) against
-consecutive slices, for the digits and for 20,000 sprites.
+infinity norm. "batches" counts the batches inference runs (each row at a batch
+position given by a hash of its values, so colliding rows take extra batches)
+against consecutive slices, for the digits and for 20,000 sprites.
 
 Usage::
 
-    python benchmarks/bench_speed.py [--repeats 5] [--only training relative precision steps batches]
-        [--markdown FILE]
+    python benchmarks/bench_speed.py [--repeats 5]
+        [--only training relative precision steps batches] [--markdown FILE]
 """
 
 import argparse
