@@ -74,13 +74,12 @@ def _last_line(text):
 
 
 def run_blocks(blocks):
+    """One row per block: its label, wall time and last printed line."""
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-c", _DRIVER], input=json.dumps([code for _, code in blocks]),
             capture_output=True, text=True, cwd=tmp, check=False,
         )
-        total = time.perf_counter() - start
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:
         raise SystemExit(f"README block {len(results) + 1} failed:\n{proc.stderr}")
@@ -89,7 +88,7 @@ def run_blocks(blocks):
         first = next(line for line in code.splitlines() if line.strip())
         rows.append((f"python block {number} ({heading}: `{first.strip()}` ...)",
                      result["seconds"], _last_line(result["output"])))
-    return rows, total
+    return rows
 
 
 def gallery_times(path):
@@ -130,8 +129,7 @@ def main():
             "tests: `python -m pytest`",
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], ROOT)
         rows.append((label, seconds, _last_line(out)))
-    block_rows, _ = run_blocks(readme_blocks(os.path.join(ROOT, "README.md")))
-    rows.extend(block_rows)
+    rows.extend(run_blocks(readme_blocks(os.path.join(ROOT, "README.md"))))
     if args.docs:
         for extra, name in (([], "docs with the gallery"),
                             (["-D", "plot_gallery=0"], "docs without the gallery")):

@@ -1395,9 +1395,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         ``device``; applies the learning rates, the batch size, early stopping,
         callbacks and ``verbose``.
         """
+        current = self._architecture()
         changed = [
             f"{name} ({self._fit_architecture[name]!r} -> {value!r})"
-            for name, value in self._architecture().items()
+            for name, value in current.items()
             if name != "device" and value != self._fit_architecture[name]
         ]
         if changed:
@@ -1406,11 +1407,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                 + ", ".join(changed)
                 + ". Set warm_start=False to fit a new model."
             )
-        if self._architecture()["device"] != self._fit_architecture["device"]:
+        if current["device"] != self._fit_architecture["device"]:
             # A new device: move the model there. (An unchanged one is left alone: a GPU
             # model unpickled without CUDA trains on where it was loaded, on the CPU.)
             device = _resolve_device(self.device)
             if torch.device(device) != torch.device(net.device):
+                # Refuses a precision the new device cannot run (fp16 off CUDA).
                 _resolve_precision(net.precision, device, self.image_shape is not None)
                 net.move_to(device)
         for name, value in self._training_settings(seed).items():
@@ -1500,8 +1502,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             self._n_features_out = self.n_components
             self._fit_architecture = self._architecture()
         else:  # a warm start may have moved the model (see _continue_with_current_params)
-            device = self._architecture()["device"]
-            self._fit_architecture = {**self._fit_architecture, "device": device}
+            self._fit_architecture = {**self._fit_architecture, "device": self.device}
         self.net_ = net
         self.regularizer_scale_ = net.criterion_.regularizer_scale
         self.n_iter_ = len(net.history)
