@@ -11,18 +11,24 @@ Then the step cost of ``BetaTCVAE``, ``FactorVAE`` (with its default discriminat
 and the paper's) and ``DIPVAE`` relative to ``BetaVAE`` ("relative"), and each
 ``precision`` of the package, and the plain loop itself under bf16 autocast,
 against the plain fp32 loop, with ``torch.compile`` of the plain loop ("precision").
+The plain loop is built of torch's own layers: the package's decoder swaps
+``nn.ConvTranspose2d`` for its subclass with a faster bf16 backward on the CPU,
+which "deconv" times layer by layer against torch's (forward and backward of each
+transposed convolution of the 64x64 decoder, bf16 autocast, channels_last), and
+the "precision" group also runs the plain loop with the package's layers.
 "steps" times, per training step of the default digits MLP (gradients in
 place), an Adam update in each of torch's implementations (fused, the
-package's; multi-tensor; the per-parameter loop, torch's CPU default) and the
+package's; multi-tensor; the per-parameter loop, torch's CPU default), the
 package's finiteness check of the gradients against ``isfinite().all()`` and an
-infinity norm. "batches" counts the batches inference runs (each row at a batch
+infinity norm, and the copy of the weights the package keeps before each update
+(restored if the next loss is not finite). "batches" counts the batches inference runs (each row at a batch
 position given by a hash of its values, so colliding rows take extra batches)
 against consecutive slices, for the digits and for 20,000 sprites.
 
 Usage::
 
     python benchmarks/bench_speed.py [--repeats 5]
-        [--only training relative precision steps batches] [--markdown FILE]
+        [--only training relative precision steps batches deconv] [--markdown FILE]
 """
 
 import argparse
@@ -38,12 +44,27 @@ import sklearn_betavae
 from sklearn_betavae import BetaVAE
 from sklearn_betavae.exceptions import PosteriorCollapseWarning
 from sklearn_betavae._losses import gaussian_kl_per_dim, reconstruction_log_likelihood
-from sklearn_betavae._modules import build_vae_module
+from sklearn_betavae._modules import ConvTranspose2d, build_vae_module
 
 
 INFERENCE_CALLS = 5
 # The groups of tables, for --only.
-TABLES = ["training", "relative", "precision", "steps", "batches"]
+TABLES = ["training", "relative", "precision", "steps", "batches", "deconv"]
+
+
+def _with_torch_layers(module):
+    """``module`` with each of the package's ``ConvTranspose2d`` replaced by torch's own
+    ``nn.ConvTranspose2d`` of the same configuration and weights (in place)."""
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, ConvTranspose2d):
+                plain = torch.nn.ConvTranspose2d(
+                    child.in_channels, child.out_channels, child.kernel_size, child.stride,
+                    child.padding, child.output_padding, child.groups, child.bias is not None,
+                    child.dilation, child.padding_mode)
+                plain.load_state_dict(child.state_dict())
+                setattr(parent, name, plain)
+    return module
 
 
 def _plain_step(encode, decode, x, optimizer, autocast):
@@ -63,16 +84,19 @@ def _plain_step(encode, decode, x, optimizer, autocast):
 
 
 def _plain_fit(X, n_components, image_shape, batch_size, epochs, seed, precision="fp32",
-               channels_last=False):
+               channels_last=False, torch_layers=True):
     """The loop a user would write: float32 tensor up front, randperm, Adam.
 
     ``precision="bf16"`` runs the module's forward passes under bf16 autocast (loss
     in fp32) and ``channels_last`` converts the module's weights to that memory
     format: the hand-written reference for the package's precisions.
+    ``torch_layers=False`` keeps the package's own transposed convolutions.
     """
     torch.manual_seed(seed)
     shape = None if image_shape is None else (1, *image_shape)
     module = build_vae_module(X.shape[1], n_components, None, shape)
+    if torch_layers:
+        module = _with_torch_layers(module)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
@@ -206,7 +230,7 @@ def _plain_compiled_fit(X, n_components, image_shape, batch_size, epochs, seed, 
     """
     torch.manual_seed(seed)
     shape = None if image_shape is None else (1, *image_shape)
-    module = build_vae_module(X.shape[1], n_components, None, shape)
+    module = _with_torch_layers(build_vae_module(X.shape[1], n_components, None, shape))
     compiled = torch.compile(module)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
     data = torch.from_numpy(X).float()
@@ -247,12 +271,16 @@ def run_precision(repeats, quick=False):
         # The hand-written loop at the other precisions: what the hardware gives.
         references = [v for v in variants if v[0] != "fp32"]
         plain_speeds = {label: [] for label, _, _ in references}
+        package_layers = []
         for r in range(repeats):
             speed, module = _plain_fit(X, n_components, image_shape, batch_size, epochs, r)
             plain.append(speed)
             for label, precision, channels_last in references:
                 plain_speeds[label].append(_plain_fit(X, n_components, image_shape, batch_size,
                                                       epochs, r, precision, channels_last)[0])
+            if image_shape is not None:
+                package_layers.append(_plain_fit(X, n_components, image_shape, batch_size,
+                                                 epochs, r, "bf16", True, torch_layers=False)[0])
             plain_inference.append(max(
                 _plain_inference(module, X, batch_size, n_components)[0]
                 for _ in range(INFERENCE_CALLS)))
@@ -272,6 +300,10 @@ def run_precision(repeats, quick=False):
         for label, _, _ in references:
             train = _summary(plain_speeds[label], plain)
             rows.append((name, f"plain loop, {label}", train[0], train[2], None, None))
+        if image_shape is not None:
+            train = _summary(package_layers, plain)
+            rows.append((name, "plain loop, bf16, channels_last, the package's layers",
+                         train[0], train[2], None, None))
         for label, _, _ in variants:
             train = _summary(speeds[label], plain)
             infer = _summary(inference[label], plain_inference)
@@ -351,6 +383,10 @@ def run_step_parts(repeats):
     rows.append(("finiteness: infinity norm (torch._foreach_norm)",
                  _best_ms(lambda: bool(torch.isfinite(torch.stack(
                      torch._foreach_norm(grads, ord=float("inf")))).all()), repeats)))
+    copies = [p.detach().clone() for p in params]
+    rows.append(("copy of the weights before the update (the package)",
+                 _best_ms(lambda: torch._foreach_copy_(copies, [p.detach() for p in params]),
+                          repeats)))
     return rows
 
 
@@ -377,6 +413,40 @@ def run_batch_counts():
         vae.net_.infer_rows(X, count)
         slices = -(-len(X) // batch_size)
         rows.append((name, batch_size, len(calls), slices, len(calls) / slices))
+    return rows
+
+
+def run_deconv(repeats):
+    """Forward + backward (ms) of each transposed convolution of the 64x64 decoder,
+    torch's ``nn.ConvTranspose2d`` against the package's, bf16 autocast, channels_last,
+    a batch of 64; best of ``repeats`` means of 10 calls, the two layers alternated."""
+    module = build_vae_module(64 * 64, 10, None, (1, 64, 64))
+    layers = [m for m in module.decoder.deconv if isinstance(m, ConvTranspose2d)]
+    rows = []
+    size = module.decoder.grid[1]  # the side of each layer's input map, doubling
+    for layer in layers:
+        ours = layer.to(memory_format=torch.channels_last)
+        theirs = _with_torch_layers(torch.nn.Sequential(layer))[0].to(
+            memory_format=torch.channels_last)
+        x = torch.randn(64, layer.in_channels, size, size).contiguous(
+            memory_format=torch.channels_last).requires_grad_()
+        grad = torch.randn(64, layer.out_channels, 2 * size, 2 * size).contiguous(
+            memory_format=torch.channels_last)
+
+        def step(m, x=x, grad=grad):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                y = m(x)
+            y.backward(grad)
+
+        times = {id(ours): [], id(theirs): []}
+        for _ in range(repeats):
+            for m in (theirs, ours):
+                times[id(m)].append(_best_ms(lambda m=m: step(m), 1, calls=10))
+        torch_ms, ours_ms = min(times[id(theirs)]), min(times[id(ours)])
+        name = (f"{layer.in_channels} -> {layer.out_channels}, {size}x{size} -> "
+                f"{2 * size}x{2 * size}")
+        rows.append((name, torch_ms, ours_ms, torch_ms / ours_ms))
+        size *= 2
     return rows
 
 
@@ -443,6 +513,13 @@ def main():
             "### Inference batches (hash positions against consecutive slices)\n\n"
             + _table(["data", "batch_size", "inference batches", "consecutive slices", "ratio"],
                      run_batch_counts(), ["{}", "{}", "{}", "{}", "{:.2f}"])
+        )
+    if "deconv" in args.only:
+        tables.append(
+            "### Transposed convolutions of the 64x64 decoder, bf16, channels_last "
+            f"(forward + backward, ms, best of {args.repeats})\n\n"
+            + _table(["layer", "nn.ConvTranspose2d", "the package's", "speed-up"],
+                     run_deconv(args.repeats), ["{}", "{:.2f}", "{:.2f}", "{:.2f}x"])
         )
     header = (
         f"Machine: {_cpu_name()}, {torch.get_num_threads()} torch threads, torch "

@@ -1,8 +1,10 @@
 """Sphinx configuration of the sklearn-betavae documentation.
 
-Build (as CI does, without running the gallery examples)::
+Build as CI does (running the gallery's examples)::
 
-    python -m sphinx -W --keep-going -b html -D plot_gallery=0 docs docs/_build/html
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+and add ``-D plot_gallery=0`` to build without running them.
 """
 
 import os

@@ -80,7 +80,11 @@ _SHARED_DOCS = {
         "        Given as a float in (0, 1), a fraction of the whole training:\n"
         "        ``round(anneal_steps * max_epochs * ceil(n_samples / batch_size))``\n"
         "        steps (the default, 0.3, warms up over the first 30% of the epochs,\n"
-        '        whatever the data size; see docs/benchmarks.md, "Defaults").\n'
+        '        whatever the data size; see docs/benchmarks.md, "Defaults"). With\n'
+        "        :meth:`partial_fit`, ``n_samples`` is its ``dataset_size`` or, when not\n"
+        "        given, the rows of the first chunk, so the warm-up ends after\n"
+        "        ``anneal_steps * max_epochs`` passes over the data; give an int for\n"
+        "        a stream of unknown length.\n"
     ),
     "image_shape": (
         "    image_shape : tuple of int or None, default=None\n"
@@ -234,7 +238,8 @@ _SHARED_DOCS = {
     ),
     "verbose": (
         "    verbose : int, default=0\n"
-        "        Print a table of the training progress per epoch when > 0.\n"
+        "        0: silent; 1: one progress bar for the whole fit (on stderr); 2 or\n"
+        "        more: a table of the training progress per epoch.\n"
     ),
     "regularizer_scale_": (
         "    regularizer_scale_ : float\n"
@@ -269,7 +274,8 @@ _SHARED_DOCS = {
     ),
     "n_iter_": (
         "    n_iter_ : int\n"
-        "        Number of epochs run (completed epochs if training was interrupted).\n"
+        "        Number of epochs run (completed epochs if training was interrupted\n"
+        "        or diverged).\n"
     ),
     "n_samples_seen_": (
         "    n_samples_seen_ : int\n"
@@ -322,7 +328,8 @@ def _first_step_diverged(error, X):
     largest = max(float(X.max()), -float(X.min()))  # reductions: no copy of a large X
     return (
         f"{error} Its largest absolute value is {largest:.6g}: scale it (X / 255 for 8-bit "
-        "images, MinMaxScaler for data to read as Bernoulli, StandardScaler otherwise). "
+        "images, MinMaxScaler(clip=True) for data to read as Bernoulli, StandardScaler "
+        "otherwise). "
         "Nothing was learnt: the estimator stays unfitted."
     )
 
@@ -384,7 +391,7 @@ def _fused_optimizer_params(prefix):
 
     The package's Adam / AdamW and FactorVAE's discriminator's Adam run torch's
     fused implementation, one kernel per parameter for the whole update (CPU,
-    CUDA, MPS): 3.4x faster than the multi-tensor (foreach) path on the digits
+    CUDA, MPS): 3.5x faster than the multi-tensor (foreach) path on the digits
     MLP (benchmarks/bench_speed.py).
     """
     return {f"{prefix}__fused": True}
@@ -486,8 +493,8 @@ def _check_bernoulli_range(X, likelihood, columns):
         which = "X" if len(columns) == X.shape[1] else "the modelled (non-condition) columns of X"
         raise ValueError(
             f"likelihood={likelihood!r} needs X in [0, 1], but {which} has values in "
-            f"[{x_min}, {x_max}]. Scale X (e.g. MinMaxScaler, or divide uint8 images by "
-            "255) or use likelihood='gaussian'."
+            f"[{x_min}, {x_max}]. Scale X (e.g. MinMaxScaler(clip=True), which keeps held-out "
+            "rows in [0, 1] too, or divide uint8 images by 255) or use likelihood='gaussian'."
         )
 
 
@@ -543,11 +550,19 @@ def _supervision_targets(y, n_samples, n_components):
             "pass them as y in fit(X, y), shape (n_samples, n_factors), NaN for "
             "unlabelled rows."
         )
-    kind = np.asarray(y).dtype.kind
-    if kind not in "biuf":
+    # The dtypes of a DataFrame's columns or of a Series, pandas' nullable ones (Int64,
+    # Float64, with pd.NA for unknown) included; an array's otherwise.
+    if hasattr(y, "columns"):
+        dtypes = list(y.dtypes)
+    elif hasattr(y, "dtype"):
+        dtypes = [y.dtype]
+    else:
+        dtypes = [np.asarray(y).dtype]
+    if any(getattr(dtype, "kind", "O") not in "biuf" for dtype in dtypes):
+        names = sorted({str(dtype) for dtype in dtypes})
         raise ValueError(
-            "y must hold numeric factor values (NaN for unlabelled rows), got an array "
-            f"of dtype {np.asarray(y).dtype}."
+            "y must hold numeric factor values (NaN for unlabelled rows), got values of "
+            f"dtype {', '.join(names)}."
         )
     y = check_array(y, dtype=np.float64, ensure_2d=False, ensure_all_finite="allow-nan",
                     input_name="y")
@@ -816,7 +831,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             if self.supervision_weight > 0:
                 targets = _supervision_targets(y, X.shape[0], self.n_components)
             n_train = self._n_train(X)
-            self.n_samples_seen_ = n_train
+            self.n_samples_seen_ = self._anneal_rows = n_train
             self._fit(
                 X, epochs=self.max_epochs, continuing=continuing, dataset_size=n_train,
                 targets=targets,
@@ -873,7 +888,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
                     f"dataset_size={dataset_size} is smaller than this chunk of {len(X)} rows."
                 )
             size = seen if dataset_size is None else int(dataset_size)
-            return self._fit(X, epochs=1, continuing=continuing, dataset_size=size)
+            if not continuing:
+                self._anneal_rows = seen
+            # A fractional warm-up counts epochs of a fixed size: of dataset_size rows, or
+            # of the first chunk's (or of fit's X, when fit began the training). Not of
+            # n_samples_seen_: a warm-up that grew with every call would never end.
+            anneal_rows = dataset_size or getattr(self, "_anneal_rows", seen)
+            return self._fit(X, epochs=1, continuing=continuing, dataset_size=size,
+                             anneal_rows=anneal_rows)
 
     def transform(self, X):
         """Encode X as the posterior means ``E[z | x]``.
@@ -1168,12 +1190,17 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         ``supervision_weight`` and ``supervision_loss``.
         """
 
-    def _objective(self, likelihood, dataset_size, n_modelled):
-        """The objective for ``dataset_size`` rows of ``n_modelled`` data columns."""
+    def _objective(self, likelihood, dataset_size, n_modelled, anneal_rows=None):
+        """The objective for ``dataset_size`` rows of ``n_modelled`` data columns.
+
+        A fractional ``anneal_steps`` counts ``max_epochs`` epochs of ``anneal_rows``
+        rows (``dataset_size`` when ``None``).
+        """
         anneal_steps = self.anneal_steps
         if not isinstance(anneal_steps, Integral):
             # A fraction of the max_epochs epochs of training (at least one step).
-            steps = self.max_epochs * -(-dataset_size // self.batch_size)
+            rows = dataset_size if anneal_rows is None else anneal_rows
+            steps = self.max_epochs * -(-rows // self.batch_size)
             anneal_steps = max(1, round(anneal_steps * steps))
         return self._make_objective(
             likelihood=likelihood,
@@ -1268,7 +1295,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             for name in self._architecture_params
         }
 
-    def _make_net(self, n_features, likelihood, dataset_size, seed, conditions):
+    def _make_net(self, n_features, likelihood, dataset_size, seed, conditions,
+                  anneal_rows=None):
         """Build and initialise the skorch net, its weights drawn from ``seed`` alone.
 
         The modules are built on the meta device and initialised from a
@@ -1276,7 +1304,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         torch's global RNG is neither used nor advanced, so other threads can
         neither disturb the initialisation nor be disturbed by it (custom
         modules with layers of other kinds fall back to a seeded global RNG).
-        ``conditions`` are the column indices of the conditions.
+        ``conditions`` are the column indices of the conditions; ``anneal_rows``
+        as in :meth:`_objective`.
         """
         device = _resolve_device(self.device)
         convolutional = self.image_shape is not None
@@ -1284,7 +1313,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         module = self._build_module(n_features, conditions, torch.Generator().manual_seed(seed))
         if convolutional and _CHANNELS_LAST[precision]:
             module = module.to(memory_format=torch.channels_last)
-        objective = self._objective(likelihood, dataset_size, n_features - len(conditions))
+        objective = self._objective(likelihood, dataset_size, n_features - len(conditions),
+                                    anneal_rows)
         net = self._build_net(
             module, objective, device, seed, torch.Generator().manual_seed(seed + 1),
             precision=precision,
@@ -1391,9 +1421,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
     def _continue_with_current_params(self, net, seed):
         """Apply the current parameters to the fitted ``net`` before a warm start.
 
-        Refuses changes to the architecture; moves the model to a new
-        ``device``; applies the learning rates, the batch size, early stopping,
-        callbacks and ``verbose``.
+        Refuses changes to the architecture and to the optimizer (whose state
+        it continues); moves the model to a new ``device``; applies the
+        learning rates, the batch size, early stopping, callbacks and
+        ``verbose``.
         """
         current = self._architecture()
         changed = [
@@ -1401,9 +1432,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             for name, value in current.items()
             if name != "device" and value != self._fit_architecture[name]
         ]
+        optimizer = _OPTIMIZERS.get(self.optimizer, self.optimizer)
+        if optimizer is not net.optimizer:
+            changed.append(f"optimizer ({net.optimizer.__name__} -> {self.optimizer!r})")
         if changed:
             raise ValueError(
-                "warm_start cannot continue training after a change to the network: "
+                "warm_start cannot continue training after a change to the network or its "
+                "optimizer: "
                 + ", ".join(changed)
                 + ". Set warm_start=False to fit a new model."
             )
@@ -1422,13 +1457,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             group["weight_decay"] = self.weight_decay
         net.initialize_callbacks()
 
-    def _fit(self, X, epochs, continuing, dataset_size, targets=None):
+    def _fit(self, X, epochs, continuing, dataset_size, targets=None, anneal_rows=None):
         """Train on validated X for ``epochs`` epochs, new or continuing.
 
         ``targets`` are the rescaled factors of the supervised term (``None``
-        without supervision). The fitted attributes are set once training has
-        ended (or diverged, keeping the last finite step), never half-way; a
-        first fit refused at its very first step sets none.
+        without supervision); ``anneal_rows`` as in :meth:`_objective`. The
+        fitted attributes are set once training has ended (or diverged, keeping
+        the last finite step), never half-way; a first fit refused at its very
+        first step sets none.
         """
         limit_torch_threads_to_dask_worker()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -1443,10 +1479,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             self._continue_with_current_params(net, seed)
             # The objective holds no state: rebuild it so that hyperparameters changed
             # with set_params (beta, free_bits, ...) apply to the continued training.
-            net.criterion_ = self._objective(likelihood, dataset_size, len(modelled))
+            net.criterion_ = self._objective(likelihood, dataset_size, len(modelled),
+                                             anneal_rows)
         else:
             likelihood = self._resolve_likelihood(X, modelled)
-            net = self._make_net(X.shape[1], likelihood, dataset_size, seed, conditions)
+            net = self._make_net(X.shape[1], likelihood, dataset_size, seed, conditions,
+                                 anneal_rows)
 
         net.seed_generators(seed)
         fitted = (net, conditions, modelled, likelihood, seed, continuing)

@@ -160,7 +160,9 @@ class BetaVAE(_BaseVAE):
     [shared: n_samples_seen_]
 
     history_ : skorch.history.History
-        Per-epoch record of the training (see :attr:`_BaseVAE.history_`).
+        Per-epoch record of the training (see :attr:`_BaseVAE.history_`); with
+        ``capacity`` set, ``train_capacity`` is the epoch's mean target KL ``C`` (it
+        grows during training).
 
     [shared: net_]
 

@@ -115,6 +115,77 @@ class ConvEncoder(nn.Module):
         return mu, logvar
 
 
+class _ConvTranspose2dFunction(torch.autograd.Function):
+    """``conv_transpose2d`` whose backward is written with the forward convolution.
+
+    A transposed convolution is the adjoint of a convolution with the same weight:
+    ``<conv_transpose2d(x, w), g> = <x, conv2d(g, w)>``. So its input gradient is
+    ``conv2d(g, w)`` and its weight gradient is a convolution's weight gradient with
+    ``g`` as the input and ``x`` as the output gradient: the forward convolution's
+    kernels, where oneDNN's own backward of a transposed convolution in bfloat16 is
+    slow on CPUs without AMX (forward and backward 1.0 to 1.7 times faster per layer
+    of the 64x64 decoder on an AMD EPYC with AVX-512 BF16;
+    ``benchmarks/bench_speed.py --only deconv``). Same values up to rounding; groups
+    of 1 and no output padding (the built-in decoder's layers).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation):
+        ctx.save_for_backward(x, weight)
+        ctx.conv = (stride, padding, dilation, bias is not None)
+        return nn.functional.conv_transpose2d(x, weight, bias, stride, padding, 0, 1, dilation)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        stride, padding, dilation, has_bias = ctx.conv
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = nn.functional.conv2d(grad, weight, None, stride, padding, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.ops.aten.convolution_backward(
+                x, grad, weight, None, stride, padding, dilation, False, [0, 0], 1,
+                [False, True, False],
+            )[1]
+        if has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum((0, 2, 3))
+        return grad_x, grad_weight, grad_bias, None, None, None
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` that trains faster in bfloat16 on the CPU.
+
+    The same layer (parameters, initialisation, outputs); when it trains on the CPU
+    under bfloat16 autocast, its backward runs through
+    :class:`_ConvTranspose2dFunction`. Everywhere else (float32, CUDA, inference,
+    grouped or output-padded layers) it is ``nn.ConvTranspose2d`` itself, bit for bit.
+    """
+
+    def forward(self, input, output_size=None):
+        device = input.device.type
+        if (
+            device != "cpu"
+            or not torch.is_autocast_enabled(device)
+            or torch.get_autocast_dtype(device) != torch.bfloat16
+            or not torch.is_grad_enabled()
+            or output_size is not None
+            or self.groups != 1
+            or any(self.output_padding)
+            or self.padding_mode != "zeros"
+        ):
+            return super().forward(input, output_size)
+        # What autocast does for conv_transpose2d: inputs cast to bfloat16, the cast
+        # of the float32 weights part of the graph so their gradients reach them.
+        weight = self.weight.to(torch.bfloat16)
+        bias = None if self.bias is None else self.bias.to(torch.bfloat16)
+        with torch.autocast(device, enabled=False):
+            return _ConvTranspose2dFunction.apply(
+                input.to(torch.bfloat16), weight, bias,
+                list(self.stride), list(self.padding), list(self.dilation),
+            )
+
+
 class ConvDecoder(nn.Module):
     """Transposed-convolution decoder mirroring :class:`ConvEncoder`."""
 
@@ -129,7 +200,7 @@ class ConvDecoder(nn.Module):
         out_channels = (*reversed(conv[:-1]), image_shape[0])
         layers = []
         for i, (c_in, c_out) in enumerate(zip(reversed(conv), out_channels)):
-            layers.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
+            layers.append(ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1))
             if i < len(conv) - 1:
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers, nn.Flatten())

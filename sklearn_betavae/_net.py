@@ -102,6 +102,35 @@ def _batches_by_position(positions, batch_size):
         yield rows, positions[rows]
 
 
+def _distinct_rows(X, keys):
+    """The rows of X to compute, and each row's index among them.
+
+    Rows with equal float32 values get one batch position, one noise key and
+    one computation, hence one result: only the first of them is computed.
+    Rows are matched by ``keys`` (their content hashes), then compared, since
+    a 64-bit hash can collide. Returns ``(None, None)`` when every row is
+    distinct (the common case, at the cost of one sort of the keys).
+    """
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if len(first) == len(keys):
+        return None, None
+    rows = np.arange(len(keys))
+    candidate = first[inverse.reshape(-1)]  # the first row with each row's key
+    later = np.flatnonzero(candidate != rows)
+    equal = np.empty(len(later), dtype=bool)
+    block = max(1, _HASH_BLOCK_VALUES // max(1, math.prod(X.shape[1:])))
+    for start in range(0, len(later), block):
+        some = later[start : start + block]
+        mine = np.asarray(X[some], dtype=np.float32).reshape(len(some), -1)
+        theirs = np.asarray(X[candidate[some]], dtype=np.float32).reshape(len(some), -1)
+        equal[start : start + block] = (mine == theirs).all(axis=1)
+    copies = later[equal]
+    computed = np.setdiff1d(rows, copies, assume_unique=True)
+    source = rows.copy()
+    source[copies] = candidate[copies]
+    return computed, np.searchsorted(computed, source)
+
+
 def _finiteness_probe(tensors):
     """A 0-d tensor that is finite exactly when every value of ``tensors`` is.
 
@@ -535,6 +564,7 @@ class VAENet(NeuralNet):
         self.interrupted_ = False
         self._diagnose = set()
         self._pending_logs = None
+        self._last_finite = None
         return self
 
     def _set_training(self, training=True):
@@ -684,7 +714,9 @@ class VAENet(NeuralNet):
         are copied to the host together (one device sync, as the loss alone
         would cost): a non-finite loss or gradient raises
         :class:`~sklearn_betavae.exceptions.TrainingDivergedError` before the
-        optimizer steps, so the parameters stay those of the last finite step.
+        optimizer steps. The parameters (and buffers) that gave the finite loss
+        are copied before the update (:meth:`restore_last_finite` brings them
+        back: the update itself can make the next loss non-finite).
         With ``clip_grad_norm``, the gradients are then clipped to that total
         L2 norm (:meth:`apply_gradients`). Only ``optimizer_`` steps (skorch's
         own ``train_step`` would step every registered optimizer).
@@ -700,8 +732,32 @@ class VAENet(NeuralNet):
             batch=batch,
             training=True,
         )
+        self._keep_last_finite()
         self.apply_gradients(self.optimizer_, parameters, self.grad_scaler_, self.clip_grad_norm)
         return step
+
+    def _keep_last_finite(self):
+        """Copy the module's parameters and floating-point buffers into ``_last_finite``,
+        ``(tensors, copies)``, allocated at the first step of each :meth:`fit_loop`
+        (pickles leave it out)."""
+        if getattr(self, "_last_finite", None) is None:
+            tensors = [p.detach() for p in self.module_.parameters()]
+            tensors += [b for b in self.module_.buffers() if b.is_floating_point()]
+            self._last_finite = (tensors, [t.clone() for t in tensors])
+        else:
+            torch._foreach_copy_(self._last_finite[1], self._last_finite[0])
+
+    def restore_last_finite(self):
+        """Give the module the state that gave the last finite training loss.
+
+        After :class:`~sklearn_betavae.exceptions.TrainingDivergedError`: the
+        last update, from finite gradients, may itself have made the loss
+        non-finite. The optimizer's state is left as it is.
+        """
+        if getattr(self, "_last_finite", None) is not None:
+            tensors, copies = self._last_finite
+            with torch.no_grad():
+                torch._foreach_copy_(tensors, copies)
 
     @staticmethod
     def _gradients(parameters):
@@ -734,7 +790,10 @@ class VAENet(NeuralNet):
                 batch_row[f"{prefix}_{key}"] = value
         where = f"at epoch {len(self.history)}, after {self.n_steps_} optimisation steps"
         if not math.isfinite(flat[0]):
-            what = f"The {prefix} loss became {flat[0]}"
+            terms = [key for key in logs if key != "loss" and torch.is_tensor(logs[key])
+                     and not np.isfinite(batch_row.get(f"{prefix}_{key}", 0.0)).all()]
+            what = f"The {prefix} loss became {flat[0]}" + (
+                f" (non-finite terms: {', '.join(terms)})" if terms else "")
         elif gradients and not math.isfinite(flat[-1]):
             what = f"The {prefix} loss was finite ({flat[0]:.6g}) but its gradients were not"
         else:
@@ -766,22 +825,28 @@ class VAENet(NeuralNet):
             self.history.record("beta", betas[-1])
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's loop; a ``KeyboardInterrupt`` ends it with a consistent history.
+        """skorch's loop; an interrupt or a divergence leaves a consistent history.
 
         The row of an epoch that did not finish is dropped (its steps stay in
         the weights and in ``n_steps_``), so that ``history_`` holds completed
-        epochs only, and ``interrupted_`` is set, unless the interrupt was
-        skorch's ``EarlyStopping`` ending training as planned.
+        epochs only. After a ``KeyboardInterrupt`` ``interrupted_`` is set,
+        unless the interrupt was skorch's ``EarlyStopping`` ending training as
+        planned; after :class:`~sklearn_betavae.exceptions.TrainingDivergedError`
+        the module gets back the state of its last finite step.
         """
         self.interrupted_ = False
         self.planned_epochs_ = epochs
+        self._last_finite = None  # the module may have moved since the last fit
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except Exception:
+        except Exception as exc:
             self.reset_grad_scalers()
             for _, callback in self.callbacks_:
                 if isinstance(callback, ProgressBar):
                     callback.close()
+            if isinstance(exc, TrainingDivergedError):
+                self.restore_last_finite()
+                self._drop_unfinished_epoch()
             raise
         except KeyboardInterrupt:
             self.reset_grad_scalers()
@@ -789,10 +854,13 @@ class VAENet(NeuralNet):
                 isinstance(cb, EarlyStopping) and cb.misses_ >= cb.patience
                 for _, cb in self.callbacks_
             )
-            self._pending_logs = None
-            if len(self.history) and "train_loss" not in self.history[-1]:
-                self.history.pop()
+            self._drop_unfinished_epoch()
             return self
+
+    def _drop_unfinished_epoch(self):
+        self._pending_logs = None
+        if len(self.history) and "train_loss" not in self.history[-1]:
+            self.history.pop()
 
     def infer_rows(self, X, fn, *, row_seed=None):
         """Run ``fn`` on batches of rows of X, each row's result independent of the others.
@@ -809,7 +877,9 @@ class VAENet(NeuralNet):
         whatever else is in X and in whatever order. Rows whose positions
         collide go to different batches, so there are a few more batches than
         ``n_samples / batch_size`` for small X (1.5 times for the 1,797
-        digits in batches of 64, 1.12 times for 20,000 sprites).
+        digits in batches of 64, 1.06 times for 20,000 sprites). Copies of a
+        row, which would each need a batch of their own, are computed once
+        (:func:`_distinct_rows`): their results are equal anyway.
 
         Parameters
         ----------
@@ -839,11 +909,15 @@ class VAENet(NeuralNet):
             for start in range(0, n_samples, block)
         ])
         positions = (content % np.uint64(batch_size)).astype(np.intp)
+        computed, source = _distinct_rows(X, content)
+        if computed is not None:
+            positions = positions[computed]
         outputs, single = None, False
         # One float32 host buffer, refilled per batch: padding rows stay zero.
         buffer = np.zeros((batch_size, *X.shape[1:]), dtype=np.float32)
         with torch.inference_mode():
-            for rows, slots in _batches_by_position(positions, batch_size):
+            for batch_rows, slots in _batches_by_position(positions, batch_size):
+                rows = batch_rows if computed is None else computed[batch_rows]
                 raw = np.asarray(X[rows])
                 buffer[slots] = raw
                 batch = torch.from_numpy(buffer).to(self.device, copy=True)
@@ -858,9 +932,12 @@ class VAENet(NeuralNet):
                 slots_t = torch.from_numpy(slots)  # indexes each output where it lies
                 parts = [t[slots_t.to(t.device)].cpu().numpy() for t in ((out,) if single else out)]
                 if outputs is None:
-                    outputs = [np.empty((n_samples, *p.shape[1:]), dtype=p.dtype) for p in parts]
+                    outputs = [np.empty((len(positions), *p.shape[1:]), dtype=p.dtype)
+                               for p in parts]
                 for result, part in zip(outputs, parts):
-                    result[rows] = part
+                    result[batch_rows] = part
+        if source is not None:  # copies of computed rows take their results
+            outputs = [result[source] for result in outputs]
         return outputs[0] if single else tuple(outputs)
 
     def _grad_scaler_names(self):
@@ -889,6 +966,7 @@ class VAENet(NeuralNet):
         state.pop("_shuffle_generator", None)
         state.pop("_noise_generator", None)
         state.pop("_pending_logs", None)
+        state.pop("_last_finite", None)  # a copy of the weights, for a fit in progress
         # Modules given as instances (``module``, FactorVAE's ``discriminator``)
         # became ``<name>_``. skorch saves ``<name>_`` through its device-aware
         # (map_location) path but would pickle the instance a second time,

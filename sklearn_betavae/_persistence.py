@@ -232,6 +232,7 @@ _FITTED_ATTRIBUTES = {
     "modelled_indices_": (lambda v: [int(i) for i in v], _indices),
     "n_iter_": (int, _count),
     "n_samples_seen_": (int, _count),
+    "_anneal_rows": (int, _count),
     "_score_seed": (int, _count),
     "_sample_dtype": (lambda dtype: np.dtype(dtype).name, _sample_dtype),
     "_n_features_out": (int, _count),
@@ -239,8 +240,9 @@ _FITTED_ATTRIBUTES = {
     # Not fitted state, but kept as pickle keeps it: set_output's configuration.
     "_sklearn_output_config": (_encode_value, _decode_value),
 }
-# Attributes a fitted estimator may lack (DataFrame input, set_output).
-_OPTIONAL_ATTRIBUTES = ("feature_names_in_", "_sklearn_output_config")
+# Attributes a fitted estimator may lack (DataFrame input, set_output; _anneal_rows, the
+# rows a fractional warm-up counts, in files written before it existed).
+_OPTIONAL_ATTRIBUTES = ("feature_names_in_", "_sklearn_output_config", "_anneal_rows")
 # Fitted attributes that are not JSON: rebuilt by load.
 _REBUILT_ATTRIBUTES = ("net_",)
 

@@ -17,8 +17,9 @@ class TrainingDivergedError(ValueError):
 
     Raised by ``fit`` and ``partial_fit`` before the optimizer could write a
     non-finite value into the parameters: the estimator keeps the model of the
-    last finite step, usable for ``transform`` and ``score``. A subclass of
-    :class:`ValueError`.
+    last finite step (the weights that gave the last finite loss), usable for
+    ``transform`` and ``score``, with the completed epochs in ``history_``. A
+    subclass of :class:`ValueError`.
     """
 
 

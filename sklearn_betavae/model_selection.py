@@ -29,6 +29,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._base import _DOCS_URL
 from .metrics import udr_score
 
 __all__ = ["UDRSelector"]
@@ -139,6 +140,9 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         "correlation": [StrOptions({"spearman", "lasso"})],
         "kl_threshold": [Interval(Real, 0, None, closed="left")],
     }
+    # The HTML representation links to the estimator's API page.
+    _doc_link_module = "sklearn_betavae"
+    _doc_link_template = _DOCS_URL + "generated/{estimator_module}.{estimator_name}.html"
 
     def __init__(
         self,
@@ -181,7 +185,10 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
                 f"{type(self.estimator).__name__} has no random_state parameter: "
                 "UDRSelector trains its members from different seeds through it."
             )
-        X = validate_data(self, X, dtype=None, ensure_min_samples=2)
+        # Checks X and sets n_features_in_ / feature_names_in_, but the members get X
+        # as given and validate it themselves: a DataFrame keeps the column names that
+        # their condition_features may refer to.
+        validate_data(self, X, dtype=None, ensure_min_samples=2)
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_seeds)
         members = [clone(self.estimator).set_params(random_state=int(s)) for s in seeds]
@@ -205,11 +212,12 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_new : ndarray of shape (n_samples, n_components)
-            ``best_estimator_.transform(X)``: posterior means for a VAE.
+        X_new : ndarray of shape (n_samples, n_components + n_conditions)
+            ``best_estimator_.transform(X)``: posterior means for a VAE,
+            followed by the condition columns of X if it has
+            ``condition_features``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=None, reset=False)
         return self.best_estimator_.transform(X)
 
     @available_if(_best_has("inverse_transform"))
@@ -230,7 +238,7 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
         return self.best_estimator_.inverse_transform(X)
 
     @available_if(_best_has("sample"))
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, conditions=None):
         """Generate samples from the selected model.
 
         Parameters
@@ -239,14 +247,24 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             Number of samples to generate.
         random_state : int, RandomState instance or None, default=None
             Seeds the draws.
+        conditions : array-like of shape (n_samples, n_conditions) or (n_conditions,), default=None
+            The conditions to decode under, in the order of the selected
+            model's ``condition_indices_``; one row is used for every sample.
+            Required when the estimator has ``condition_features``, refused
+            when it has none.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-            ``best_estimator_.sample(n_samples, random_state)``.
+            ``best_estimator_.sample(n_samples, random_state, conditions)``.
         """
         check_is_fitted(self)
-        return self.best_estimator_.sample(n_samples, random_state=random_state)
+        if conditions is None:
+            # Estimators without conditions need no conditions parameter.
+            return self.best_estimator_.sample(n_samples, random_state=random_state)
+        return self.best_estimator_.sample(
+            n_samples, random_state=random_state, conditions=conditions
+        )
 
     @available_if(_best_has("score_samples"))
     def score_samples(self, X):
@@ -263,7 +281,6 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             ``best_estimator_.score_samples(X)``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=None, reset=False)
         return self.best_estimator_.score_samples(X)
 
     def score(self, X, y=None):
@@ -287,7 +304,6 @@ class UDRSelector(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
             members.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=None, reset=False)
         scores = udr_score(
             self.estimators_, X, correlation=self.correlation, kl_threshold=self.kl_threshold
         )

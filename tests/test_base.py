@@ -166,7 +166,7 @@ def test_warm_start_moves_a_model_to_the_new_device(digits, estimator):
     assert str(moved.net_.device) == "cpu"
     assert moved._fit_architecture["device"] == "cpu"
     assert_array_equal(moved.transform(X), stayed.transform(X))
-    with pytest.raises(ValueError, match="change to the network: n_components"):
+    with pytest.raises(ValueError, match="change to the network or its optimizer: n_components"):
         moved.set_params(n_components=3).fit(X)
 
 
@@ -347,6 +347,39 @@ def test_diverging_fit_stops_with_clear_message_and_usable_model(digits):
         vae.fit(X)
     assert all(torch.isfinite(p).all() for p in vae.module_.parameters())
     assert np.isfinite(vae.transform(X)).all()
+
+
+class _BlowUpAfter(Callback):
+    """Multiplies the learning rate by 1e12 after ``epoch`` epochs; keeps a copy of the
+    parameters at every step whose loss and gradients were finite."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.last_finite_ = [p.detach().clone() for _, p in named_parameters]
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            for group in net.optimizer_.param_groups:
+                group["lr"] *= 1e12
+
+
+def test_diverged_fit_keeps_the_weights_of_its_last_finite_step(digits):
+    # The update that makes the loss non-finite comes from finite gradients, so the model
+    # must go back to the weights that gave the last finite loss: those the callback
+    # copied at the last finite step. The history holds the completed epochs only, and the
+    # message names the terms that became non-finite.
+    X = digits[0][:256]
+    vae = _small(max_epochs=10, callbacks=[_BlowUpAfter(2)])
+    with pytest.raises(TrainingDivergedError, match=r"non-finite terms: reconstruction.* at epoch 3"):
+        vae.fit(X)
+    used = next(cb for _, cb in vae.net_.callbacks_ if isinstance(cb, _BlowUpAfter))
+    for kept, p in zip(used.last_finite_, vae.module_.parameters(), strict=True):
+        assert torch.equal(kept, p.detach())
+    assert vae.n_iter_ == len(vae.history_) == 2
+    assert np.isfinite(vae.history_[:, "train_loss"]).all()
+    assert np.isfinite(vae.score(X)) and np.isfinite(vae.transform(X)).all()
 
 
 @pytest.mark.parametrize("estimator", [BetaVAE, BetaTCVAE, FactorVAE])
@@ -770,6 +803,11 @@ def test_warm_start_applies_learning_rate_batch_size_and_refuses_new_architectur
     with pytest.raises(ValueError, match=r"warm_start cannot continue .*n_components \(3 -> 4\)"):
         vae.set_params(n_components=4).fit(X)
     assert vae.n_components == 4 and vae.transform(X).shape == (64, 3)  # old model kept
+    # The optimizer's state (Adam's moments) cannot drive another optimizer.
+    vae.set_params(n_components=3, optimizer=torch.optim.SGD)
+    with pytest.raises(ValueError, match=r"optimizer \(Adam -> <class 'torch.optim.sgd.SGD'>\)"):
+        vae.fit(X)
+    vae.set_params(optimizer="adam").fit(X)  # the same optimizer continues
 
 
 # --- partial_fit's dataset size ----------------------------------------------------------------
@@ -789,6 +827,34 @@ def test_partial_fit_dataset_size_counts_rows_or_takes_the_given_one(digits):
         vae.partial_fit(X[:100], dataset_size=10)
     with pytest.raises(ValueError, match="dataset_size must be a positive integer"):
         vae.partial_fit(X[:100], dataset_size=0)
+
+
+def test_partial_fit_warm_up_is_fixed_and_ends(digits):
+    # A fractional anneal_steps counts max_epochs epochs of the first chunk (or of the
+    # dataset_size given), fixed at the first call: streaming the chunks reaches the full
+    # beta. (It used to be recomputed from n_samples_seen_, growing as fast as the steps:
+    # beta stayed below a third of its value for good.)
+    X = digits[0][:448]
+    chunks = np.array_split(X, 7)  # 64 rows, one batch each
+    vae = BetaVAE(n_components=2, hidden_layer_sizes=(8,), beta=4.0, max_epochs=10,
+                  random_state=0)
+    for _ in range(5):
+        for chunk in chunks:
+            vae.partial_fit(chunk)
+    warm_up = round(0.3 * 10 * 1)  # 0.3 of 10 epochs of the first chunk's one batch
+    assert vae.net_.criterion_.anneal_steps == warm_up
+    betas = vae.history_[:, "beta"]
+    assert betas[0] < 4.0 and betas[-1] == 4.0 and vae.net_.n_steps_ == 35
+    np.testing.assert_allclose(betas[: warm_up + 1], 4.0 * np.arange(warm_up + 1) / warm_up)
+    # With dataset_size, 0.3 of 10 epochs of the whole dataset's 7 batches.
+    vae = clone(vae)
+    for chunk in chunks:
+        vae.partial_fit(chunk, dataset_size=len(X))
+    assert vae.net_.criterion_.anneal_steps == round(0.3 * 10 * 7)
+    # A model that fit began keeps fit's data size as it continues with partial_fit.
+    vae = clone(vae).set_params(max_epochs=1).fit(X)
+    vae.partial_fit(chunks[0])
+    assert vae.net_.criterion_.anneal_steps == max(1, round(0.3 * 1 * 7))
 
 
 # --- Warnings, controls and conventions a newcomer reaches for ----------------------------------

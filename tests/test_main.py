@@ -80,6 +80,21 @@ def test_bad_figure_path_rejected_before_training(tmp_path, capsys, no_training,
     assert "argument --figure" in err and message in err
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--n-components", "100", "100 is not between 1 and 64"),
+    ("--n-components", "0", "0 is not between 1 and 64"),
+    ("--max-epochs", "0", "0 is not at least 1"),
+    ("--n-components", "two", "invalid int value: 'two'"),
+])
+def test_out_of_range_numbers_rejected_before_training(capsys, no_training, option, value,
+                                                        message):
+    # More components than the digits' 64 pixels (PCA, the comparison, cannot have them)
+    # or no epoch: usage errors (status 2) before any fit, not a failure after training.
+    assert main(["demo", option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and message in err
+
+
 def test_unwritable_figure_directory_rejected_before_training(
     tmp_path, capsys, monkeypatch, no_training
 ):

@@ -1,10 +1,12 @@
 """Disentanglement metrics (``sklearn_betavae.metrics``) against their definitions."""
 
+import warnings
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy.stats import entropy, ortho_group
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -15,6 +17,7 @@ from sklearn_betavae.metrics import (
     dci,
     factor_vae_score,
     gaussian_total_correlation,
+    make_disentanglement_scorer,
     modularity_explicitness,
     mutual_info_gap,
     sap_score,
@@ -109,6 +112,12 @@ def test_permuting_codes_changes_nothing(factors, codes):
     )
     for key in linear:
         assert_allclose(linear[key], linear_permuted[key])
+    # The lasso (as docs/metrics.md advises) is invariant up to its solver's tolerance.
+    lasso = dci(factors, noisy, importance_estimator=Lasso(alpha=0.01), random_state=0)
+    lasso_permuted = dci(factors, permuted, importance_estimator=Lasso(alpha=0.01),
+                         random_state=0)
+    for key in lasso:
+        assert_allclose(lasso[key], lasso_permuted[key], atol=1e-4)
     # Random forests see features in a random order: invariant up to the trees' randomness.
     forest = dci(factors, noisy, random_state=0)
     forest_permuted = dci(factors, permuted, random_state=0)
@@ -169,6 +178,26 @@ def test_modularity_small_case_by_hand():
     assert_allclose(scores["modularity"], np.mean(expected))
 
 
+def test_explicitness_single_class_in_training_split_raises():
+    # A rare class: factor 0 is 1 on two samples only. When the split holds out both, the
+    # training samples hold one class and no classifier can be fitted: a ValueError naming
+    # the factor instead of the solver's error. Other splits score normally.
+    factors = np.column_stack([np.zeros(40), np.tile([0.0, 1.0, 2.0, 3.0], 10)])
+    codes = factors + 0.05 * np.random.RandomState(0).randn(40, 2)
+    factors[:2, 0] = 1.0
+    failed, scored = 0, 0
+    for seed in range(20):  # both rare samples held out with probability 1/4 per seed
+        try:
+            scores = modularity_explicitness(factors, codes, test_size=0.5, random_state=seed)
+        except ValueError as error:
+            assert "Factor 0 has a single class in the training split" in str(error)
+            failed += 1
+        else:
+            assert 0.5 <= scores["explicitness"] <= 1
+            scored += 1
+    assert failed and scored
+
+
 def test_modularity_of_uninformative_code_is_zero():
     # A constant code carries no information and scores 0; an exact copy of a factor scores 1.
     factors = np.repeat(np.arange(4), 10)[:, None] * [1, 1]
@@ -176,6 +205,32 @@ def test_modularity_of_uninformative_code_is_zero():
     codes = np.column_stack([factors[:, 0], np.zeros(40)])
     scores = modularity_explicitness(factors, codes, random_state=0)
     assert_allclose(scores["modularity"], 0.5)
+
+
+def test_single_factor_or_code_scores_one_by_definition_with_a_warning():
+    # With one factor, DCI disentanglement and modularity are 1 for pure noise; with one
+    # code, DCI completeness is: each says so with a UserWarning and keeps its value.
+    rng = np.random.RandomState(0)
+    factor = rng.randint(4, size=300).astype(float)
+    noise = rng.randn(300, 5)
+    with pytest.warns(UserWarning, match="DCI disentanglement is 1 by definition with a single"):
+        scores = dci(factor, noise, random_state=0)
+    assert scores["disentanglement"] == 1.0 and scores["completeness"] < 0.1
+    with pytest.warns(UserWarning, match="Modularity is 1 by definition with a single factor"):
+        assert modularity_explicitness(factor, noise, random_state=0)["modularity"] == 1.0
+    three = rng.randint(4, size=(300, 3))
+    with pytest.warns(UserWarning, match="DCI completeness is 1 by definition with a single code"):
+        scores = dci(three, noise[:, :1], random_state=0)
+    assert scores["completeness"] == 1.0 and scores["disentanglement"] < 0.1
+    # Two factors and two codes or more: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dci(three[:, :2], noise[:, :2], random_state=0)
+        modularity_explicitness(three[:, :2], noise[:, :2], random_state=0)
+    # A scorer given a 1-D y warns but still scores.
+    scorer = make_disentanglement_scorer(dci, key="disentanglement", random_state=0)
+    with pytest.warns(UserWarning, match="single factor"):
+        assert scorer(LinearCodes(np.eye(5)), noise, factor) == 1.0
 
 
 def test_dci_small_case_by_hand():
@@ -232,6 +287,35 @@ def test_sap_discrete_small_case_by_hand():
     # Two perfect codes: no gap.
     assert_allclose(sap_score(factor, np.column_stack([factor, 1 - factor]),
                               random_state=0), 0.0)
+
+
+def test_sap_clips_codes_worse_than_chance_at_zero():
+    # A 2-leaf tree on a noise code often does worse than chance on the held-out samples
+    # (negative adjusted balanced accuracy); it predicts nothing and scores 0, so that SAP,
+    # the gap to a perfect code, stays at most 1. A weakly informative code keeps its score.
+    rng = np.random.RandomState(0)
+    factor = rng.randint(2, size=200).astype(float)
+    constant = np.ones(200)
+    for other in (rng.randn(200), factor + rng.randn(200)):
+        gaps = np.array([sap_score(factor, np.column_stack([factor, other]), random_state=seed)
+                         for seed in range(10)])
+        alone = np.array([sap_score(factor, np.column_stack([other, constant]),
+                                    random_state=seed) for seed in range(10)])
+        assert np.all((gaps >= 0) & (gaps <= 1))
+        # Scores: perfect 1, constant 0 (chance), so the gaps are 1 - S and S - 0.
+        assert_allclose(gaps, 1 - alone)
+        assert np.all(alone >= 0)
+    assert np.all(alone > 0)  # the informative code is not clipped
+
+
+def test_sap_single_class_in_held_out_split_raises():
+    # Balanced accuracy is undefined on held-out samples of one class (here a single held-out
+    # sample): a ValueError naming the factor instead of NaN.
+    factors = np.column_stack([[0.1, 0.5, 0.2, 0.9], [0, 0, 0, 1.0]])
+    codes = [[0, 1], [0, 2], [0, 3], [1, 4.0]]
+    for seed in range(4):
+        with pytest.raises(ValueError, match="Factor 1 has a single class in the held-out"):
+            sap_score(factors, codes, discrete_factors=[False, True], random_state=seed)
 
 
 def test_mixed_discrete_and_continuous_factors(factors, codes):
@@ -321,6 +405,20 @@ def test_gaussian_total_correlation_validation_cases(codes):
     with_constant = np.column_stack([mixed, np.full(N_SAMPLES, 3.0)])
     assert_allclose(gaussian_total_correlation(with_constant), gaussian_total_correlation(mixed))
     assert gaussian_total_correlation(np.column_stack([codes, codes[:, 0]])) > 10
+
+
+def test_gaussian_total_correlation_needs_more_samples_than_codes():
+    # With n_samples <= n_codes the sample covariance is singular for any codes, even
+    # independent noise: a ValueError rather than an infinite total correlation.
+    rng = np.random.RandomState(0)
+    for n_samples in (3, 5):
+        with pytest.raises(ValueError, match="more samples than codes that vary"):
+            gaussian_total_correlation(rng.randn(n_samples, 5))
+    assert np.isfinite(gaussian_total_correlation(rng.randn(6, 5)))
+    # Constant codes do not count: 3 samples of 2 varying codes are enough.
+    codes = np.column_stack([rng.randn(3, 2), np.ones((3, 3))])
+    expected = -0.5 * np.log(np.linalg.det(np.corrcoef(codes[:, :2].T)))
+    assert_allclose(gaussian_total_correlation(codes), expected)
 
 
 def test_active_units_counts_by_hand():

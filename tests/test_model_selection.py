@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError, UndefinedMetricWarning
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import estimator_html_repr
 
 from sklearn_betavae import BetaVAE
 from sklearn_betavae.metrics import udr_score
@@ -137,6 +138,66 @@ def test_grid_search_selects_beta_by_udr(X):
     train, test = next(cv.split(X))
     by_hand = UDRSelector(_vae(beta=0.5), n_seeds=2, random_state=0).fit(X[train])
     assert search.cv_results_["split0_test_score"][0] == pytest.approx(by_hand.score(X[test]))
+
+
+@pytest.fixture(scope="module")
+def conditional_data():
+    # Pixels, then the one-hot label as 10 condition columns, as an array and a DataFrame.
+    pd = pytest.importorskip("pandas")
+    digits = load_digits()
+    XC = np.hstack([digits.data[:100] / 16, np.eye(10)[digits.target[:100]]])
+    names = [f"p{i}" for i in range(64)] + [f"d{i}" for i in range(10)]
+    return XC, pd.DataFrame(XC, columns=names)
+
+
+def test_conditional_members_by_index_and_by_name(conditional_data):
+    # Members with condition_features, given as indices or as the names of a DataFrame's
+    # columns (which they receive as is), are compared on their codes alone.
+    XC, df = conditional_data
+    by_index = UDRSelector(_vae(max_epochs=1, condition_features=list(range(64, 74))),
+                           n_seeds=2, random_state=0).fit(XC)
+    by_name = UDRSelector(_vae(max_epochs=1, condition_features=list(df.columns[64:])),
+                          n_seeds=2, random_state=0).fit(df)
+    assert_array_equal(by_name.udr_scores_, by_index.udr_scores_)
+    assert_allclose(by_name.udr_scores_, udr_score(by_name.estimators_, df))
+    assert by_name.n_features_in_ == by_index.n_features_in_ == 74
+    assert_array_equal(by_name.feature_names_in_, df.columns)
+    assert not hasattr(by_index, "feature_names_in_")
+    # transform, inverse_transform, score_samples and score take the DataFrame too, and
+    # hand it on with its names (no "X does not have valid feature names" warning).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        Z = by_name.transform(df)
+        assert_array_equal(by_name.score_samples(df), by_name.best_estimator_.score_samples(df))
+        assert by_name.score(df) == pytest.approx(by_name.udr_scores_.mean())
+    assert Z.shape == (100, 3 + 10)
+    assert_array_equal(Z, by_index.transform(XC))
+    assert_array_equal(Z[:, 3:], XC[:, 64:])
+    assert_array_equal(by_name.inverse_transform(Z), by_name.best_estimator_.inverse_transform(Z))
+    assert_array_equal(by_name.get_feature_names_out()[3:], df.columns[64:])
+
+
+def test_sample_forwards_conditions(conditional_data):
+    # sample(n, random_state, conditions) is the selected model's, and needs the conditions.
+    XC, _ = conditional_data
+    selector = UDRSelector(_vae(max_epochs=1, condition_features=list(range(64, 74))),
+                           n_seeds=2, random_state=0).fit(XC)
+    three = np.eye(10)[3]
+    samples = selector.sample(4, random_state=1, conditions=three)
+    assert_array_equal(samples,
+                       selector.best_estimator_.sample(4, random_state=1, conditions=three))
+    assert_array_equal(samples[:, 64:], np.tile(three, (4, 1)))
+    with pytest.raises(ValueError, match="pass the conditions"):
+        selector.sample(4)
+
+
+def test_html_repr_links_to_the_api_page():
+    # The HTML representation links to UDRSelector's page, as the VAEs link to theirs.
+    selector = UDRSelector(_vae())
+    link = selector._get_doc_link()
+    assert link == BetaVAE()._get_doc_link().replace(
+        "sklearn_betavae.BetaVAE", "sklearn_betavae.model_selection.UDRSelector")
+    assert link in estimator_html_repr(selector)
 
 
 def test_errors(X):

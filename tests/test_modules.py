@@ -9,8 +9,10 @@ from scipy import stats
 from torch import nn
 
 from sklearn_betavae._modules import (
+    ConvTranspose2d,
     Discriminator,
     UnsupportedInitError,
+    _ConvTranspose2dFunction,
     build_initialized,
     build_module,
     build_vae_module,
@@ -119,3 +121,105 @@ def test_convolutional_stack_downsamples_to_a_small_grid(image_shape, n_convolut
     assert len(deconvs) == n_convolutions and deconvs[-1].out_channels == channels
     mu, _ = module.encode(x)
     assert module.decode(mu).shape == x.shape
+
+
+def _layer_pair(c_in, c_out, **kwargs):
+    """The package's ``ConvTranspose2d`` and torch's, with the same weights."""
+    torch.manual_seed(0)
+    ours = ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, **kwargs)
+    theirs = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, **kwargs)
+    theirs.load_state_dict(ours.state_dict())
+    return ours, theirs
+
+
+def _forward_backward(layer, x, grad, autocast):
+    """Output and the gradients of ``<layer(x), grad>`` for x, weight and bias."""
+    layer.zero_grad()
+    x = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        y = layer(x)
+    (y.float() * grad).sum().backward()
+    return y, [y.detach().float(), x.grad, layer.weight.grad, layer.bias.grad]
+
+
+def test_transposed_convolution_backward_is_the_adjoint_of_a_convolution():
+    # The custom backward, checked in float64 against finite differences (gradcheck),
+    # and against torch's own transposed convolution's autograd, also in float64.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(3, 2, 4, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, generator=gen, requires_grad=True)
+    args = ([2, 2], [1, 1], [1, 1])
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: _ConvTranspose2dFunction.apply(x, w, b, *args), (x, w, b))
+    grad = torch.randn(2, 2, 8, 10, dtype=torch.float64, generator=gen)
+    ours = torch.autograd.grad((_ConvTranspose2dFunction.apply(x, w, b, *args) * grad).sum(),
+                               (x, w, b))
+    reference = torch.autograd.grad(
+        (nn.functional.conv_transpose2d(x, w, b, 2, 1) * grad).sum(), (x, w, b))
+    for a, r in zip(ours, reference):
+        torch.testing.assert_close(a, r)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_transposed_convolution_trains_in_bf16_like_torchs(channels_last):
+    # Under bf16 autocast on the CPU the layer takes its own backward (the grad_fn
+    # says so) and gives torch's layer's output, dtype and gradients (to bf16's
+    # precision), in both memory formats; the gradients reach the float32 weights.
+    ours, theirs = _layer_pair(32, 8)
+    x = torch.randn(4, 32, 8, 8)
+    if channels_last:
+        ours, theirs = (m.to(memory_format=torch.channels_last) for m in (ours, theirs))
+        x = x.contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(4, 8, 16, 16)
+    y, got = _forward_backward(ours, x, grad, autocast=True)
+    y_ref, expected = _forward_backward(theirs, x, grad, autocast=True)
+    assert type(y.grad_fn).__name__ == "_ConvTranspose2dFunctionBackward"
+    assert type(y_ref.grad_fn).__name__ != type(y.grad_fn).__name__
+    assert y.dtype == y_ref.dtype == torch.bfloat16
+    assert ours.weight.grad.dtype == torch.float32
+    for a, e in zip(got, expected):
+        torch.testing.assert_close(a, e, rtol=2e-2, atol=2e-2 * float(e.abs().max()))
+
+
+def test_transposed_convolution_is_torchs_outside_bf16_training():
+    # float32 training, and bf16 inference: torch's own computation, bit for bit.
+    ours, theirs = _layer_pair(6, 3)
+    x, grad = torch.randn(2, 6, 5, 5), torch.randn(2, 3, 10, 10)
+    y, got = _forward_backward(ours, x, grad, autocast=False)
+    _, expected = _forward_backward(theirs, x, grad, autocast=False)
+    assert type(y.grad_fn).__name__ == "ConvolutionBackward0"
+    for a, e in zip(got, expected):
+        assert torch.equal(a, e)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(ours(x), theirs(x))
+
+
+def test_built_in_decoder_trains_in_bf16_as_with_torchs_layers():
+    # The whole decoder, a few Adam steps under bf16 autocast: the package's layers
+    # and torch's give the same losses (to a small tolerance; the same kernels run).
+    losses = {}
+    x = (torch.rand(16, 32 * 32, generator=torch.Generator().manual_seed(1)) > 0.8).float()
+    for kind in ("ours", "torch"):
+        torch.manual_seed(0)
+        module = build_vae_module(32 * 32, 3, None, (1, 32, 32))
+        if kind == "torch":
+            for i, layer in enumerate(module.decoder.deconv):
+                if isinstance(layer, ConvTranspose2d):
+                    plain = nn.ConvTranspose2d(layer.in_channels, layer.out_channels, 4, 2, 1)
+                    plain.load_state_dict(layer.state_dict())
+                    module.decoder.deconv[i] = plain
+        optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
+        losses[kind] = []
+        for _ in range(5):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                mu, _ = module.encode(x)
+                logits = module.decode(mu)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses[kind].append(loss.item())
+    assert sum(isinstance(m, ConvTranspose2d) for m in module.modules()) == 0  # torch's run
+    np.testing.assert_allclose(losses["ours"], losses["torch"], rtol=1e-3)
+    assert losses["ours"][-1] < losses["ours"][0]

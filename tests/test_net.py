@@ -60,10 +60,11 @@ def test_holdout_split_is_disjoint_and_seeded():
 
 def test_inference_batches_place_each_row_by_its_content(monkeypatch):
     # infer_rows runs fn on exactly batch_size float32 rows; each row sits at the position
-    # its hash gives, never two rows at one position, padding rows are zeros; every row of X
-    # is computed once and comes back in the order of X, whatever the hashing block size.
+    # its hash gives, never two rows at one position, padding rows are zeros; every distinct
+    # row of X is computed once (a copy of a row takes its result) and comes back in the
+    # order of X, whatever the hashing block size.
     X = (np.random.RandomState(0).rand(50, 4) + 0.1).astype(np.float32)  # no zero row
-    X[7] = X[3]  # a duplicate row takes the same position, in another batch
+    X[7] = X[3]  # a copy: computed once
     vae = BetaVAE(n_components=2, batch_size=8, max_epochs=1, random_state=0).fit(X)
     seen = []
     out = vae.net_.infer_rows(X, lambda x: seen.append(x.clone()) or x[:, :1] * 2)
@@ -76,12 +77,39 @@ def test_inference_batches_place_each_row_by_its_content(monkeypatch):
                 placed.setdefault(position, []).append(row)
             else:
                 assert not row.any()  # a padding row
-    assert sum(len(v) for v in placed.values()) == 50
+    assert sum(len(v) for v in placed.values()) == 49
     assert_array_equal(out, 2 * X[:, :1])
-    assert len(seen) == np.bincount(positions.astype(int)).max()
-    assert len(placed[int(positions[3])]) >= 2
+    assert len(seen) == np.bincount(np.delete(positions, 7).astype(int)).max()
     monkeypatch.setattr(_net, "_HASH_BLOCK_VALUES", 1)  # hash one row at a time
     assert_array_equal(vae.net_.infer_rows(X, lambda x: x[:, :1] * 2), out)
+
+
+def test_inference_computes_copies_of_a_row_once_and_checks_they_are_copies(monkeypatch):
+    # 1,000 copies of 4 rows used to take a batch per copy (copies share a position);
+    # now 4 rows are computed, once each, and every copy gets its row's exact result.
+    rng = np.random.RandomState(0)
+    X = rng.rand(4, 6)
+    vae = BetaVAE(n_components=2, batch_size=16, max_epochs=1, random_state=0).fit(X)
+    copies = X[rng.randint(4, size=1000)]
+    calls = []
+
+    def fn(x):
+        calls.append(int((x != 0).any(1).sum()))
+        return vae.net_.encode_rows(x)[0]
+
+    assert_array_equal(vae.net_.infer_rows(copies, fn), vae.transform(copies).astype(np.float32))
+    assert sum(calls) == 4
+    expected = vae.net_.infer_rows(X, lambda x: vae.net_.encode_rows(x)[0])
+    assert_array_equal(vae.transform(copies), vae.transform(X)[[np.flatnonzero(
+        (X == row).all(1))[0] for row in copies]])
+    assert_array_equal(vae.net_.infer_rows(copies[:8], fn), expected[
+        [np.flatnonzero((X == row).all(1))[0] for row in copies[:8]]])
+    # Rows whose hashes collide but whose values differ are not copies: with every key
+    # equal, every row is computed (each alone at position 0) and keeps its own result.
+    monkeypatch.setattr(_net, "row_keys", lambda rows, seed: np.zeros(len(rows), np.uint64))
+    calls.clear()
+    assert_allclose(vae.net_.infer_rows(X, fn), expected, rtol=1e-5, atol=1e-6)
+    assert sum(calls) == 4 and len(calls) == 4
 
 
 def test_inference_passes_row_keys_and_tuples():

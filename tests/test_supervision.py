@@ -198,6 +198,23 @@ def test_bad_y_is_rejected_clearly(y, match):
         _small(supervision_weight=1.0).fit(X, y)
 
 
+def test_pandas_nullable_y_is_read_with_na_as_unlabelled():
+    # A DataFrame (or Series) of pandas' nullable dtypes, pd.NA for the unknown values,
+    # trains as the same values with NaN; a DataFrame with a text column is refused.
+    pd = pytest.importorskip("pandas")
+    X, factors = _two_factor_data(200)
+    y = _labelled(factors, 40)
+    frame = pd.DataFrame(y, columns=["a", "b"]).astype("Float64")
+    assert frame.isna().any().all() and frame.dtypes.iloc[0] == "Float64"
+    expected = _small(supervision_weight=1.0).fit(X, y).transform(X)
+    assert_array_equal(_small(supervision_weight=1.0).fit(X, frame).transform(X), expected)
+    assert_array_equal(_small(supervision_weight=1.0).fit(X, frame["a"]).transform(X),
+                       _small(supervision_weight=1.0).fit(X, y[:, 0]).transform(X))
+    frame["b"] = frame["b"].astype(str)
+    with pytest.raises(ValueError, match="y must hold numeric factor values.*got values of"):
+        _small(supervision_weight=1.0).fit(X, frame)
+
+
 def test_disentanglement_scorer_uses_the_rows_without_nan():
     # Rows of y with a NaN are left out of a disentanglement score; all-NaN is an error.
     X, factors = _two_factor_data(200)

@@ -234,6 +234,18 @@ def test_udr_score_of_fitted_vaes():
     assert ((scores > 0) & (scores <= 0.9)).all()
 
 
+def test_udr_score_leaves_out_the_conditions():
+    # A conditional VAE's transform appends its condition columns: only the codes count.
+    X, y = load_digits(return_X_y=True)
+    XC = np.hstack([X[:100] / 16, np.eye(10)[y[:100]]])
+    vae = BetaVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=1,
+                  condition_features=list(range(64, 74)))
+    models = [clone(vae).set_params(random_state=s).fit(XC) for s in range(2)]
+    expected, _ = _udr_from_codes([m.transform(XC)[:, :2] for m in models],
+                                  [m.kl_per_dim(XC).mean(0) for m in models])
+    assert_allclose(udr_score(models, XC), expected, rtol=1e-12)
+
+
 def test_udr_score_errors(base_codes):
     # Bad input raises a ValueError that names the problem.
     X = base_codes
@@ -252,6 +264,10 @@ def test_udr_score_errors(base_codes):
         udr_score([fitted[0], StandardScaler().fit(X)], X)
     with pytest.raises(ValueError, match="kl_per_dim"):
         udr_score([fitted[0], _LinearEncoder(np.eye(4), np.ones(3)).fit(X)], X)
+    conditional = _LinearEncoder(np.eye(4), np.ones(4)).fit(X)
+    conditional.condition_indices_ = np.array([0])  # 4 columns: 3 codes and 1 condition
+    with pytest.raises(ValueError, match="without its 1 condition columns has shape"):
+        udr_score([fitted[0], conditional], X)
     with pytest.raises(ValueError, match="1 sample"):
         udr_score(fitted, X[:1])
 

@@ -45,9 +45,35 @@ def _check_not_constant(factor_classes):
         )
 
 
+def _check_two_classes(labels, factor, split, need):
+    """Raise a ValueError if ``labels``, a factor's classes in one split, hold a single class.
+
+    ``split`` is "training" or "held-out"; ``need`` names what needs two classes.
+    """
+    if labels.min() == labels.max():
+        test_size = "smaller" if split == "training" else "larger"
+        raise ValueError(
+            f"Factor {factor} has a single class in the {split} split (size "
+            f"{len(labels)}): {need} needs at least 2 classes there. Use more samples, a "
+            f"{test_size} test_size, or merge the factor's rarest classes."
+        )
+
+
 def _check_test_size(test_size):
     if not isinstance(test_size, Real) or not 0 < test_size < 1:
         raise ValueError(f"test_size must be a float in (0, 1), got {test_size!r}.")
+
+
+def _warn_single(n, what, score):
+    """Warn that ``score`` is 1 by definition with a single factor or code."""
+    if n == 1:
+        warnings.warn(
+            f"{score} is 1 by definition with a single {what}, whatever the codes (even "
+            f"pure noise): it cannot tell representations apart. Score against at least "
+            f"2 {what}s, or read another score.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _split(n_samples, test_size, rng):
@@ -259,6 +285,14 @@ def dci(
     scores : dict
         ``{"disentanglement": float, "completeness": float, "informativeness": float}``.
 
+    Warns
+    -----
+    UserWarning
+        With a single factor (e.g. a 1-D ``factors``, or a 1-D ``y`` given to
+        a scorer) every code is "disentangled" by definition: disentanglement
+        is 1 whatever the codes, even for pure noise. Likewise completeness is
+        1 with a single code. Such a score cannot rank representations.
+
     Notes
     -----
     The values depend on the importance model: impurity importances of trees
@@ -266,6 +300,13 @@ def dci(
     compare DCI numbers only under the same ``importance_estimator``.
     Eastwood & Williams define informativeness as a prediction error (lower is
     better); it is reported here as a score, like disentanglement_lib.
+
+    Importances of the default random forest depend slightly on the order of
+    the codes (trees break ties between equally good splits in a random order
+    of the features), so permuting the codes changes the scores by about as
+    much as changing ``random_state``. Average over several seeds, or pass a
+    linear ``importance_estimator`` (``Lasso``, ``LinearRegression``), which
+    is invariant up to its solver's tolerance.
 
     References
     ----------
@@ -306,6 +347,8 @@ def dci(
         importance[:, j] = _importances(model, n_codes)
         informativeness[j] = model.score(codes[test], target[test])
     disentanglement, completeness = _dci_from_importances(importance)
+    _warn_single(n_factors, "factor", "DCI disentanglement")
+    _warn_single(n_codes, "code", "DCI completeness")
     return {
         "disentanglement": disentanglement,
         "completeness": completeness,
@@ -344,7 +387,10 @@ def sap_score(factors, codes, *, discrete_factors=True, test_size=0.25, random_s
       single code (thresholds on the code, one interval per class), adjusted
       for chance (``balanced_accuracy_score(adjusted=True)``: 0 at chance, 1
       when perfect), so that factors with different numbers of classes count
-      alike.
+      alike, and clipped at 0: a code that does worse than chance on the
+      held-out samples predicts nothing and scores 0, not a negative value
+      that would widen the gap beyond 1 (Kumar et al.'s scores are in
+      [0, 1]).
 
     Parameters
     ----------
@@ -363,15 +409,26 @@ def sap_score(factors, codes, *, discrete_factors=True, test_size=0.25, random_s
     Returns
     -------
     score : float
-        SAP, at most 1 (higher is more disentangled); about 0 for codes that
-        predict no factor.
+        SAP, between 0 and 1 (higher is more disentangled); about 0 for codes
+        that predict no factor.
+
+    Raises
+    ------
+    ValueError
+        If the held-out samples of a discrete factor hold a single class: its
+        balanced accuracy is then undefined. Use more samples or a larger
+        ``test_size``.
 
     Notes
     -----
     Kumar et al. use balanced accuracy without the chance adjustment, so that
     their maximum for a factor of ``c`` classes is ``1 - 1/c``;
-    disentanglement_lib uses a linear SVM per code, which cannot separate the
-    middle classes of an ordinal factor from one code.
+    disentanglement_lib uses the plain accuracy of a linear SVM per code,
+    which cannot separate the middle classes of an ordinal factor from one
+    code. Both scores are in [0, 1], hence the clipping at 0 here. The
+    held-out samples are a random split shared by all factors (the
+    references draw a separate test set), so a factor with very rare classes
+    may need more samples.
 
     References
     ----------
@@ -406,6 +463,7 @@ def sap_score(factors, codes, *, discrete_factors=True, test_size=0.25, random_s
         if not mask[j]:
             score_matrix[:, j] = _squared_correlation(codes, factors[:, j])
             continue
+        _check_two_classes(classes[test, j], j, "held-out", "SAP's balanced accuracy")
         n_classes = int(classes[:, j].max()) + 1
         tree = DecisionTreeClassifier(
             max_leaf_nodes=max(2, n_classes), random_state=rng.randint(_SEED_MAX)
@@ -419,9 +477,9 @@ def sap_score(factors, codes, *, discrete_factors=True, test_size=0.25, random_s
             with warnings.catch_warnings():
                 # A class absent from a small test set is not an error here.
                 warnings.simplefilter("ignore", UserWarning)
-                score_matrix[i, j] = balanced_accuracy_score(
-                    classes[test, j], predicted, adjusted=True
-                )
+                accuracy = balanced_accuracy_score(classes[test, j], predicted, adjusted=True)
+            # Below chance is no prediction: scores in [0, 1] as in Kumar et al.
+            score_matrix[i, j] = max(accuracy, 0.0)
     return _sap_from_scores(score_matrix)
 
 
@@ -443,8 +501,9 @@ def _modularity_from_mi(mutual_info):
     return float(np.mean(np.where(largest > 0, 1 - deviation, 0.0)))
 
 
-def _explicitness(codes, classes, train, test):
+def _explicitness(codes, classes, train, test, factor):
     """Mean one-vs-rest ROC AUC of a logistic regression of one factor's classes on codes."""
+    _check_two_classes(classes[train], factor, "training", "explicitness")
     # Newton steps converge in ~10 iterations where lbfgs needs hundreds on separable classes.
     classifier = LogisticRegression(C=100.0, solver="newton-cholesky", max_iter=1000)
     model = make_pipeline(StandardScaler(), classifier)
@@ -501,6 +560,20 @@ def modularity_explicitness(
     scores : dict
         ``{"modularity": float, "explicitness": float}``.
 
+    Raises
+    ------
+    ValueError
+        If the training samples of a factor hold a single class, from which no
+        classifier can be fitted (a factor with very rare classes). Use more
+        samples or a smaller ``test_size``.
+
+    Warns
+    -----
+    UserWarning
+        With a single factor, modularity is 1 by definition for every code
+        that carries any information about it, even pure noise: such a score
+        cannot rank representations.
+
     Notes
     -----
     Modularity is a ratio per code, so it does not see how much a code knows:
@@ -539,8 +612,9 @@ def modularity_explicitness(
     mutual_info = _mutual_info_matrix(_histogram_discretize(codes, n_bins), factor_classes)
     train, test = _split(len(codes), test_size, rng)
     explicitness = [
-        _explicitness(codes, column, train, test) for column in factor_classes.T
+        _explicitness(codes, column, train, test, j) for j, column in enumerate(factor_classes.T)
     ]
+    _warn_single(factors.shape[1], "factor", "Modularity")
     return {
         "modularity": _modularity_from_mi(mutual_info),
         "explicitness": float(np.mean(explicitness)),

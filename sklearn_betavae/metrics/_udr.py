@@ -5,7 +5,8 @@ way when they disentangle at all, and entangle each in their own way
 otherwise: the agreement between their codes, up to permutation and sign,
 ranks them without labels. ``_udr_from_codes`` is the pure-array core;
 ``udr_score`` encodes X with each fitted model (``transform`` and
-``kl_per_dim``, duck-typed) and calls it.
+``kl_per_dim``, duck-typed; the condition columns a conditional model's
+``transform`` appends are dropped) and calls it.
 """
 
 import warnings
@@ -169,10 +170,17 @@ def _encode_with_kl(estimator, X, index):
     )
     codes = np.asarray(estimator.transform(X))
     kl = np.asarray(estimator.kl_per_dim(X), dtype=np.float64)
+    # A conditional model's transform appends its condition columns to the codes:
+    # they are data passed through, the same for every model, not a code to compare.
+    n_conditions = len(getattr(estimator, "condition_indices_", ()))
+    if n_conditions and codes.ndim == 2:
+        codes = codes[:, : codes.shape[1] - n_conditions]
     if kl.shape != codes.shape:
+        conditions = f" without its {n_conditions} condition columns" if n_conditions else ""
         raise ValueError(
-            f"estimators[{index}].kl_per_dim(X) has shape {kl.shape}, but its transform(X) "
-            f"has shape {codes.shape}: it must give one KL per sample and code dimension."
+            f"estimators[{index}].kl_per_dim(X) has shape {kl.shape}, but its transform(X)"
+            f"{conditions} has shape {codes.shape}: it must give one KL per sample and code "
+            "dimension."
         )
     return codes, kl.mean(axis=0)
 
@@ -205,7 +213,9 @@ def udr_score(estimators, X, *, correlation="spearman", kl_threshold=0.01):
         At least 2 models, each with ``transform(X)`` (posterior means) and
         ``kl_per_dim(X)`` (KL of each posterior dimension from the prior, of
         shape (n_samples, n_components)), such as the package's VAEs fitted
-        with different ``random_state``.
+        with different ``random_state``. The condition columns that
+        ``transform`` appends for a model fitted with ``condition_features``
+        (``condition_indices_``) are left out: only the codes are compared.
     X : {array-like, DataFrame} of shape (n_samples, n_features)
         Samples to encode: at least 2, accepted by every model.
     correlation : {"spearman", "lasso"}, default="spearman"

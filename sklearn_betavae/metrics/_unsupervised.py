@@ -28,6 +28,13 @@ def gaussian_total_correlation(codes):
     total_correlation : float
         Non-negative; lower is more factorised.
 
+    Raises
+    ------
+    ValueError
+        If there are no more samples than codes that vary: the sample
+        covariance is then singular whatever the codes, and the total
+        correlation would be infinite even for independent noise.
+
     Notes
     -----
     This is the total correlation of the distribution of the posterior means
@@ -57,6 +64,13 @@ def gaussian_total_correlation(codes):
     keep = variance > 0
     if not keep.any():
         return 0.0
+    n_samples, n_varying = codes.shape[0], int(keep.sum())
+    if n_samples <= n_varying:
+        raise ValueError(
+            f"gaussian_total_correlation needs more samples than codes that vary, got "
+            f"{n_samples} samples for {n_varying} codes: the sample covariance of so few "
+            "samples is singular, and the total correlation infinite, whatever the codes."
+        )
     covariance = covariance[np.ix_(keep, keep)]
     sign, logdet = np.linalg.slogdet(covariance)
     if sign <= 0:
