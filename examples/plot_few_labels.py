@@ -27,16 +27,18 @@ than their shapes).
 # ``y`` has one column per factor and one row per sprite; NaN marks what is
 # not known. Every minibatch draws labelled rows (with replacement) for the
 # supervised term, however few they are: with 1% of the rows labelled, a
-# batch of 32 would otherwise hold one labelled row on average.
+# batch of 32 would otherwise hold 0.32 labelled rows on average, none in
+# most batches.
 import matplotlib.pyplot as plt
 import numpy as np
 
 from sklearn_betavae import BetaVAE
-from sklearn_betavae.datasets import FACTOR_NAMES, make_sprites
+from sklearn_betavae.datasets import make_sprites
 from sklearn_betavae.metrics import mutual_info_gap
 from sklearn_betavae.plotting import plot_latent_traversals
 
-X, factors = make_sprites(6000, image_size=32, random_state=0)
+sprites = make_sprites(6000, image_size=32, random_state=0, return_X_y=False)
+X, factors, FACTOR_NAMES = sprites.data, sprites.target, sprites.target_names
 rng = np.random.RandomState(0)
 y = np.full(factors.shape, np.nan)
 labelled = rng.permutation(len(X))[: len(X) // 100]

@@ -65,9 +65,13 @@ for n_components in n_components_list:
 # ---------------------------------------
 # With two features the non-linear encoder keeps noticeably more of what
 # separates the digits than the best linear projection. As features are
-# added the advantage shrinks: with eight, PCA keeps nearly all the variance
-# of the 64 pixels, and the briefly trained VAE, whose prior pulls its codes
-# towards a standard normal, does no better and often slightly worse.
+# added the advantage shrinks: with eight, PCA keeps two thirds of the
+# variance of the 64 pixels (printed below), and the briefly trained VAE, whose
+# prior pulls its codes towards a standard normal, does no better and often
+# slightly worse.
+for n_components in n_components_list:
+    kept = PCA(n_components=n_components).fit(X).explained_variance_ratio_.sum()
+    print(f"PCA with {n_components} components keeps {kept:.0%} of the variance")
 fig, ax = plt.subplots(layout="constrained")
 for name, values in scores.items():
     values = np.asarray(values)

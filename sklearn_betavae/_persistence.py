@@ -323,8 +323,13 @@ def _load_tensors(net, tensors, include_optimizer, path):
             index, _, key = tensor_name[len(prefix):].partition(".")
             if tensor_name.startswith(prefix) and index.isdigit() and int(index) < len(params):
                 # Step counts are scalars; moments have the shape of their parameter.
-                shape = None if tensor.dim() == 0 else params[int(index)].shape
+                param = params[int(index)]
+                shape = None if tensor.dim() == 0 else param.shape
                 expected[tensor_name] = (shape, tensor.dtype)
+                if tensor.shape == param.shape and tensor.dim() > 1:
+                    # The file holds contiguous tensors; a moment takes its parameter's memory
+                    # format (channels_last convolutions), which the fused update reads as is.
+                    tensor = torch.empty_like(param, dtype=tensor.dtype).copy_(tensor)
                 optimizer_states.setdefault(name, {}).setdefault(int(index), {})[key] = tensor
     _check_tensors(tensors, expected, path)
     for name in modules:

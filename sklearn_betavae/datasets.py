@@ -214,7 +214,7 @@ class SpritesSampler:
         classes : ndarray of shape (n_samples, 5), dtype int64
             Class index of each factor, column ``j`` in ``[0, n_values[j])``.
         """
-        if not isinstance(n_samples, Integral) or n_samples < 0:
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 0:
             raise ValueError(f"n_samples must be a non-negative integer, got {n_samples!r}.")
         rng = check_random_state(random_state)
         return np.column_stack(

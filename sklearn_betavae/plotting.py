@@ -285,7 +285,9 @@ class LatentTraversalDisplay:
             Model with ``transform``, ``inverse_transform`` and ``n_components``,
             e.g. :class:`~sklearn_betavae.BetaVAE`.
         x : array-like of shape (n_features,) or (1, n_features)
-            The sample whose code the traversals start from.
+            The sample whose code the traversals start from: a row of X, a
+            pandas Series (a row of a DataFrame) or a one-row DataFrame, passed
+            to the estimator with its column names.
         dimensions : int, array-like of int or None, default=None
             Latent dimensions to traverse, one row each. None: all of them; an
             integer ``k``: the first ``k`` after sorting (the ``k`` most
@@ -314,17 +316,17 @@ class LatentTraversalDisplay:
             The traversals, drawn.
         """
         check_is_fitted(estimator)
-        x = check_array(np.reshape(np.asarray(x), (1, -1)), input_name="x")
-        if not isinstance(n_steps, Integral) or n_steps < 1:
+        x = _one_row(x)
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
-        if not isinstance(limit, Real) or limit <= 0:
-            raise ValueError(f"limit must be a positive number, got {limit!r}.")
+        if not isinstance(limit, Real) or not np.isfinite(limit) or limit <= 0:
+            raise ValueError(f"limit must be a positive finite number, got {limit!r}.")
+        dims = _traversed_dimensions(estimator, dimensions, sort_by_kl)
+        code = np.asarray(estimator.transform(x), dtype=float)[0]  # checks x's features
         image_shape = _estimator_image_shape(estimator, image_shape)
         # Fail before any decoding; condition columns are not drawn.
-        _resolve_image_shape(image_shape, _modelled_columns(estimator, x).shape[1])
-        dims = _traversed_dimensions(estimator, dimensions, sort_by_kl)
+        _resolve_image_shape(image_shape, _modelled_columns(estimator, check_array(x)).shape[1])
 
-        code = np.asarray(estimator.transform(x), dtype=float)[0]
         values = np.linspace(-limit, limit, n_steps)
         codes = np.tile(code, (len(dims) * n_steps, 1))
         for i, d in enumerate(dims):
@@ -340,6 +342,22 @@ class LatentTraversalDisplay:
         return display.plot(ax=ax, cmap=cmap)
 
 
+def _one_row(x):
+    """``x`` as one row for the estimator: a 1-D array or Series becomes a row (a Series a
+    one-row DataFrame, its index the column names); more than one row is an error."""
+    if hasattr(x, "to_frame") and getattr(x, "ndim", 2) == 1:  # a pandas Series
+        x = x.to_frame().T.infer_objects()
+    elif not hasattr(x, "columns"):
+        x = np.asarray(x)
+        x = x.reshape(1, -1) if x.ndim == 1 else x
+    if len(np.shape(x)) != 2 or np.shape(x)[0] != 1:
+        raise ValueError(
+            "x must be one sample, of shape (n_features,) or (1, n_features); got shape "
+            f"{np.shape(x)}."
+        )
+    return x
+
+
 def _traversed_dimensions(estimator, dimensions, sort_by_kl):
     """The latent dimensions to traverse, in row order (see ``from_estimator``)."""
     n_components = estimator.n_components
@@ -349,13 +367,18 @@ def _traversed_dimensions(estimator, dimensions, sort_by_kl):
         order = np.argsort(-kl, kind="stable")
     if dimensions is None:
         return order
+    if isinstance(dimensions, bool):
+        raise ValueError(f"dimensions must be an int, a list of ints or None, got {dimensions!r}.")
     if isinstance(dimensions, Integral):
         if not 1 <= dimensions <= n_components:
             raise ValueError(
                 f"dimensions={dimensions} must be between 1 and n_components={n_components}."
             )
         return order[:dimensions]
-    dims = np.asarray(dimensions, dtype=int).ravel()
+    dims = np.asarray(dimensions).ravel()
+    if dims.size and not np.issubdtype(dims.dtype, np.integer):
+        raise ValueError(f"dimensions must be integer indices, got {dimensions!r}.")
+    dims = dims.astype(int)
     if dims.size == 0 or dims.min() < 0 or dims.max() >= n_components:
         raise ValueError(
             f"dimensions must be indices in [0, {n_components}), got {dimensions!r}."
@@ -459,7 +482,7 @@ class ReconstructionDisplay:
         X : array-like of shape (n_samples, n_features)
             Samples; the first ``n_images`` are shown.
         n_images : int, default=8
-            Number of samples (columns); at most ``n_samples``.
+            Number of samples (columns); all of them when X has fewer.
         image_shape : tuple of int or None, default=None
             As in :meth:`LatentTraversalDisplay.from_estimator`: None uses
             ``estimator.image_shape``, and line plots when that is None too.
@@ -474,14 +497,12 @@ class ReconstructionDisplay:
             The samples and their reconstructions, drawn.
         """
         check_is_fitted(estimator)
-        X = check_array(X, input_name="X")
-        if not isinstance(n_images, Integral) or not 1 <= n_images <= X.shape[0]:
-            raise ValueError(
-                f"n_images must be an integer between 1 and n_samples={X.shape[0]}, "
-                f"got {n_images!r}."
-            )
-        X = X[:n_images]
-        reconstructed = np.asarray(estimator.inverse_transform(estimator.transform(X)))
+        if not isinstance(n_images, Integral) or isinstance(n_images, bool) or n_images < 1:
+            raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
+        # The first rows as given (a DataFrame keeps its column names for the estimator).
+        rows = X.iloc[:n_images] if hasattr(X, "iloc") else check_array(X, input_name="X")[:n_images]
+        reconstructed = np.asarray(estimator.inverse_transform(estimator.transform(rows)))
+        X = check_array(rows, input_name="X")
         X, reconstructed = _modelled_columns(estimator, X), _modelled_columns(estimator, reconstructed)
         image_shape = _estimator_image_shape(estimator, image_shape)
         _resolve_image_shape(image_shape, X.shape[1])
@@ -632,7 +653,12 @@ class TrainingHistoryDisplay:
         history = estimator.history_
 
         def column(key):
-            return np.asarray(history[:, key], dtype=float) if key in history[-1] else None
+            # NaN for epochs without the key (early stopping turned on or off by a warm start).
+            present = [row[key] for row in history if key in row]
+            if not present:
+                return None
+            missing = np.full(np.shape(present[0]), np.nan)
+            return np.asarray([row.get(key, missing) for row in history], dtype=float)
 
         display = cls(
             epochs=np.asarray(history[:, "epoch"]),
@@ -967,7 +993,7 @@ def plot_reconstructions(estimator, X, *, n_images=8, image_shape=None, cmap="gr
     X : array-like of shape (n_samples, n_features)
         Samples; the first ``n_images`` are shown.
     n_images : int, default=8
-        Number of samples (columns); at most ``n_samples``.
+        Number of samples (columns); all of them when X has fewer.
     image_shape : tuple of int or None, default=None
         Shape of the images; None uses ``estimator.image_shape`` or draws lines.
     cmap : str or Colormap, default="gray"

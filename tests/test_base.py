@@ -991,6 +991,7 @@ def test_bf16_trains_deterministically_and_row_by_row(digits, estimator):
     assert bf16.score(X) == pytest.approx(fp32.score(X), rel=0.02)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn_betavae.exceptions.PosteriorCollapseWarning")
 def test_bf16_convolutional_training_is_deterministic(monkeypatch):
     # The convolutional model in bf16, whose decoder trains through the package's own
     # transposed-convolution backward: the same seed gives bitwise the same model, and

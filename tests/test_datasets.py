@@ -189,6 +189,8 @@ def test_sprites_invalid_arguments():
         sampler.render([[0.0, 0, 0, 0, 0]])
     with pytest.raises(ValueError, match="n_samples"):
         make_sprites(-1, image_size=16)
+    with pytest.raises(ValueError, match="n_samples must be a non-negative integer, got True"):
+        make_sprites(True, image_size=16)
 
 
 def _write_dsprites(path, n=20, seed=0):

@@ -146,6 +146,27 @@ def test_saved_optimizer_state_continues_training_exactly(cls, X, tmp_path):
     assert not np.array_equal(restarted.transform(X), original.transform(X))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn_betavae.exceptions.PosteriorCollapseWarning")
+def test_saved_optimizer_state_continues_channels_last_training_exactly(tmp_path):
+    # A convolutional model in bf16 has channels_last weights; the file holds contiguous
+    # tensors, and the loaded Adam moments must take their weights' layout again (the fused
+    # update reads moments and weights element by element in memory order).
+    from sklearn_betavae.datasets import make_sprites
+
+    X, _ = make_sprites(96, image_size=16, random_state=0)
+    params = dict(n_components=2, image_shape=(16, 16), max_epochs=1, batch_size=32,
+                  precision="bf16", random_state=0)
+    original = BetaVAE(**params).fit(X)
+    exact = _round_trip(original, tmp_path, include_optimizer=True)
+    weight = exact.module_.encoder.conv[2].weight  # 32 -> 32 channels
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    moment = exact.net_.optimizer_.state[weight]["exp_avg"]
+    assert moment.stride() == weight.stride()
+    for vae in (original, exact):
+        vae.partial_fit(X)
+    assert_array_equal(exact.transform(X), original.transform(X))
+
+
 def test_default_file_holds_encoder_and_decoder_weights_only(fitted, tmp_path):
     # save() stores module_ only; include_optimizer adds the optimizers and the discriminator.
     vae = fitted[FactorVAE]

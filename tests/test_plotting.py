@@ -105,8 +105,12 @@ def test_latent_traversals_without_image_shape_draw_lines(vae, X):
         ({"image_shape": (2, 4, 8)}, "image_shape must be"),
         ({"dimensions": [3]}, "dimensions must be indices"),
         ({"dimensions": 4}, "between 1 and n_components"),
+        ({"dimensions": True}, "dimensions must be an int"),
+        ({"dimensions": [1.5]}, "dimensions must be integer indices"),
         ({"n_steps": 0}, "n_steps"),
         ({"limit": -1.0}, "limit"),
+        ({"limit": np.inf}, "limit must be a positive finite number"),
+        ({"limit": np.nan}, "limit must be a positive finite number"),
     ],
 )
 def test_latent_traversals_invalid_arguments(vae, X, kwargs, match):
@@ -126,8 +130,41 @@ def test_reconstructions_show_originals_above_reconstructions(vae, X, tmp_path):
         assert_allclose(_image(fig.axes[4 + j]), expected[j].reshape(8, 8), rtol=1e-6)
     assert fig.axes[0].get_ylabel() == "original"
     assert fig.axes[4].get_ylabel() == "reconstruction"
-    with pytest.raises(ValueError, match="n_images"):
-        plot_reconstructions(vae, X[:3], n_images=4)
+    # Fewer samples than n_images: all of them are shown.
+    assert len(plot_reconstructions(vae, X[:3]).axes) == 6
+    with pytest.raises(ValueError, match="n_images must be a positive integer"):
+        plot_reconstructions(vae, X, n_images=0)
+
+
+def test_traversals_check_the_sample_like_the_estimator(vae, X):
+    # A sample with the wrong number of features gets the estimator's own message, and
+    # more than one row is refused by name.
+    with pytest.raises(ValueError, match="X has 10 features, but BetaVAE is expecting 64"):
+        plot_latent_traversals(vae, X[0, :10])
+    with pytest.raises(ValueError, match=r"x must be one sample.*\(2, 64\)"):
+        plot_latent_traversals(vae, X[:2])
+
+
+def test_figures_pass_dataframes_with_their_column_names(X):
+    # A model fitted on a DataFrame (conditions named by column) draws from a DataFrame row
+    # or a DataFrame without scikit-learn's "X does not have valid feature names" warning,
+    # and with the same figures as from the arrays.
+    pd = pytest.importorskip("pandas")
+    import warnings
+
+    frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    frame["even"] = (np.arange(len(X)) % 2).astype(float)
+    vae = BetaVAE(n_components=2, hidden_layer_sizes=(16,), max_epochs=1, random_state=0,
+                  condition_features=["even"]).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        traversal = LatentTraversalDisplay.from_estimator(vae, frame.iloc[3], n_steps=2)
+        reconstruction = ReconstructionDisplay.from_estimator(vae, frame, n_images=2)
+    code = vae.transform(frame.iloc[3:4])[0]
+    code[0] = traversal.values[0]
+    assert_allclose(traversal.decoded[list(traversal.dimensions).index(0), 0],
+                    vae.inverse_transform(code[None])[0, :64], rtol=1e-6)
+    assert_allclose(reconstruction.X, X[:2])
 
 
 def test_conditional_model_figures_draw_the_modelled_columns(X):
@@ -173,6 +210,18 @@ def test_training_history_draws_validation_curves(X):
         _train, valid = ax.get_lines()
         assert valid.get_linestyle() == "--"
         assert_allclose(valid.get_ydata(), vae.history_[:, key])
+
+
+def test_training_history_with_validation_on_some_epochs_only(X):
+    # Early stopping turned on for a warm-started fit: the validation curves have NaN for
+    # the epochs trained without it, instead of failing on mismatched lengths.
+    vae = BetaVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=2, warm_start=True,
+                  random_state=0).fit(X)
+    vae.set_params(early_stopping=True).fit(X)
+    display = TrainingHistoryDisplay.from_estimator(vae)
+    assert len(display.valid_loss) == len(display.loss) == 4
+    assert np.isnan(display.valid_loss[:2]).all()
+    assert_allclose(display.valid_loss[2:], vae.history_[2:, "valid_loss"])
 
 
 def test_rate_distortion_from_arrays(tmp_path):
