@@ -19,11 +19,10 @@ class _BetaTCVAEObjective(VAEObjective):
         self.gamma = gamma
         self.tc_estimator = tc_estimator
 
-    def regularizer(self, *, mu, logvar, z, step, generator, **_):
+    def regularizer(self, *, mu, logvar, z, step, generator, dataset_size, **_):
         beta = self.annealed(self.beta, step)
-        parts = kl_decomposition(
-            z, mu, logvar, self.dataset_size, self.tc_estimator, generator=generator
-        )
+        parts = kl_decomposition(z, mu, logvar, dataset_size, self.tc_estimator,
+                                 generator=generator)
         mi, tc, dwkl = parts["mi"].mean(), parts["tc"].mean(), parts["dwkl"].mean()
         penalty = self.alpha * mi + beta * tc + self.gamma * dwkl
         # Prefixed: "mi", "tc", "dwkl" are VAEObjective's once-per-epoch MSS diagnostic.

@@ -40,6 +40,7 @@ class _FactorVAEObjective(VAEObjective):
         diagnose=False,
         generator=None,
         supervision=None,
+        dataset_size=None,
     ):
         loss, logs = super().forward(
             x,
@@ -51,6 +52,7 @@ class _FactorVAEObjective(VAEObjective):
             diagnose=diagnose,
             generator=generator,
             supervision=supervision,
+            dataset_size=dataset_size,
         )
         gamma = self.annealed(self.gamma, step)
         tc = discriminator_tc(discriminator_logits)

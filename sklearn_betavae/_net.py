@@ -416,7 +416,8 @@ class VAEObjective(nn.Module):
     ----------
     likelihood : {"bernoulli", "continuous_bernoulli", "gaussian"}
     dataset_size : int
-        Number of training samples ``N`` (for the TC estimators).
+        Number of training samples ``N`` (for the TC estimators). A call may
+        give another (the validation set's, for validation batches).
     anneal_steps : int
         Length of the linear warm-up of the regulariser's main weight.
     free_bits : float
@@ -454,12 +455,17 @@ class VAEObjective(nn.Module):
         self.supervision_loss = supervision_loss
 
     def forward(
-        self, x, mu, logvar, z, decoded, step, diagnose=False, generator=None, supervision=None
+        self, x, mu, logvar, z, decoded, step, diagnose=False, generator=None, supervision=None,
+        dataset_size=None,
     ):
+        # The N that the TC estimators weight the minibatch by: the training set's by
+        # default, the validation set's for validation batches.
+        n = self.dataset_size if dataset_size is None else dataset_size
         kl_per_dim = gaussian_kl_per_dim(mu, logvar)
         reconstruction = -reconstruction_log_likelihood(x, decoded, self.likelihood).mean()
         penalty, logs = self.regularizer(
-            mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step, generator=generator
+            mu=mu, logvar=logvar, z=z, kl_per_dim=kl_per_dim, step=step, generator=generator,
+            dataset_size=n,
         )
         loss = reconstruction + self.scaled(penalty)
         if supervision is not None:
@@ -476,17 +482,16 @@ class VAEObjective(nn.Module):
         if diagnose:
             # O(B^2 D): done on one minibatch per epoch, not on every step.
             with torch.no_grad():
-                parts = kl_decomposition(
-                    z, mu, logvar, self.dataset_size, estimator="mss", generator=generator
-                )
+                parts = kl_decomposition(z, mu, logvar, n, estimator="mss", generator=generator)
             logs.update({key: value.mean() for key, value in parts.items()})
         return loss, logs
 
-    def regularizer(self, *, mu, logvar, z, kl_per_dim, step, generator):
+    def regularizer(self, *, mu, logvar, z, kl_per_dim, step, generator, dataset_size):
         """The model's penalty and its logs; see the subclasses.
 
         ``generator`` (on the device) is the net's noise generator, for
-        penalties that draw random numbers (e.g. stratified sampling).
+        penalties that draw random numbers (e.g. stratified sampling);
+        ``dataset_size`` the ``N`` of the TC estimators for this batch.
         """
         raise NotImplementedError
 
@@ -565,6 +570,7 @@ class VAENet(NeuralNet):
         self._diagnose = set()
         self._pending_logs = None
         self._last_finite = None
+        self._n_valid = None  # the validation set's size, set by get_split_datasets
         return self
 
     def _set_training(self, training=True):
@@ -686,6 +692,8 @@ class VAENet(NeuralNet):
             diagnose=diagnose,
             generator=self._noise_generator,
             supervision=self._supervision(y_true),
+            # A validation batch is a sample of the validation set, not of the training set.
+            dataset_size=None if training else getattr(self, "_n_valid", None),
         )
         if training:
             # Recorded after backward, with the gradient check, in one device sync.
@@ -693,6 +701,12 @@ class VAENet(NeuralNet):
         else:
             self.record_logs(logs, prefix="valid")
         return loss
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        # skorch's, recording the validation set's size for the TC estimators (get_loss).
+        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        self._n_valid = None if dataset_valid is None else len(dataset_valid)
+        return dataset_train, dataset_valid
 
     def _supervision(self, labelled):
         """``(means, targets)`` of a batch's labelled rows, or ``None`` when it has none."""

@@ -172,3 +172,28 @@ def test_grid_search_over_beta(X):
     assert len(scores) == 2 and np.all(np.isfinite(scores))
     assert search.best_params_["beta"] == [1.0, 8.0][int(np.argmax(scores))]
     assert search.best_estimator_.beta == search.best_params_["beta"]
+
+
+def test_validation_batches_use_the_validation_set_size(monkeypatch):
+    # With early stopping, a validation batch is a sample of the validation rows: the TC
+    # estimators (the objective's and the per-epoch diagnostic) weight it by their number,
+    # not by the training set's, which overstated log q(z) there.
+    from sklearn_betavae import _beta_tcvae, _net
+
+    calls = []
+
+    def recording(original):
+        def kl_decomposition(z, mu, logvar, dataset_size, *args, **kwargs):
+            calls.append((len(z), dataset_size))
+            return original(z, mu, logvar, dataset_size, *args, **kwargs)
+        return kl_decomposition
+
+    for module in (_beta_tcvae, _net):
+        monkeypatch.setattr(module, "kl_decomposition", recording(module.kl_decomposition))
+    X = load_digits().data[:200] / 16.0
+    vae = BetaTCVAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=2, batch_size=64,
+                    early_stopping=True, validation_fraction=0.1, random_state=0).fit(X)
+    assert vae.n_samples_seen_ == 180
+    assert {n for b, n in calls if b == 20} == {20}  # the one validation batch: N = 20
+    assert {n for b, n in calls if b != 20} == {180}  # training batches: N = 180
+    assert np.isfinite(vae.history_[:, "valid_tcvae_tc"]).all()
