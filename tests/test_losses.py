@@ -413,3 +413,37 @@ def test_dip_ii_covariance_is_the_covariance_of_samples_of_q_z():
     assert_allclose(dip_covariance(mu_t, logvar_t, "ii").numpy(), sampled, atol=0.03)
     assert_allclose(dip_covariance(mu_t, logvar_t * 0 - 30, "ii").numpy(),
                     dip_covariance(mu_t, logvar_t, "i").numpy(), atol=1e-9)
+
+
+def test_gaussian_kl_per_dim_matches_quadrature_at_extreme_variances():
+    # KL(N(mu, s^2) || N(0, 1)) = E_q[log q - log p], by scipy's adaptive quadrature, for
+    # very narrow and very wide posteriors (logvar from -12 to 4) and far means.
+    for mu, logvar in [(0.3, -12.0), (-4.0, -6.0), (2.0, 4.0), (8.0, 0.5)]:
+        sd = math.exp(0.5 * logvar)
+
+        def integrand(z, mu=mu, sd=sd):
+            return stats.norm.pdf(z, mu, sd) * (stats.norm.logpdf(z, mu, sd) - stats.norm.logpdf(z))
+
+        exact, _ = integrate.quad(integrand, mu - 40 * sd, mu + 40 * sd, points=[mu], limit=200)
+        kl = gaussian_kl_per_dim(_t([[mu]]), _t([[logvar]])).item()
+        assert_allclose(kl, exact, rtol=1e-7)
+
+
+def test_bayes_optimal_discriminator_estimates_the_closed_form_tc():
+    # Given the Bayes-optimal logits, log q(z) for "joint" (column 0) and log prod_j q(z_j)
+    # for "permuted" (column 1), the density-ratio estimate of Kim & Mnih is a Monte Carlo
+    # estimate of TC = KL(q(z) || prod_j q(z_j)), -log(1 - rho^2) / 2 for a bivariate normal
+    # of correlation rho: checks the formula and which column means what.
+    rng = np.random.RandomState(0)
+    rho = 0.8
+    cov = np.array([[1.0, rho], [rho, 1.0]])
+    z = rng.multivariate_normal([0, 0], cov, size=200_000)
+    joint = stats.multivariate_normal([0, 0], cov).logpdf(z)
+    product = stats.norm.logpdf(z).sum(1)
+    logits = _t(np.column_stack([joint, product]))
+    assert_allclose(discriminator_tc(logits).item(), -0.5 * math.log(1 - rho**2), rtol=0.01)
+    # The loss of the Bayes-optimal discriminator is below chance's log 2.
+    permuted = np.column_stack([z[:, 0], rng.permutation(z[:, 1])])
+    logits_permuted = _t(np.column_stack([stats.multivariate_normal([0, 0], cov).logpdf(permuted),
+                                          stats.norm.logpdf(permuted).sum(1)]))
+    assert discriminator_loss(logits, logits_permuted).item() < math.log(2) - 0.05
