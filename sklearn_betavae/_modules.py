@@ -467,5 +467,7 @@ def build_module(factory, generator):
         pass
     seed = int(torch.randint(2**62, (1,), generator=generator))
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # The CPU generator alone: torch.manual_seed would reseed every CUDA and MPS
+        # generator too, which fork_rng(devices=[]) does not restore.
+        torch.random.default_generator.manual_seed(seed)
         return factory()

@@ -68,6 +68,39 @@ def portable_precision(precision, device):
     return precision
 
 
+def loading_device(device, stacklevel=4):
+    """Where a net saved or pickled on ``device`` loads on this machine.
+
+    ``device`` itself if this machine has it, else the CPU, with a warning;
+    ``"cuda:N"`` from a machine with more GPUs than this one loads on ``"cuda"``
+    (the current GPU), with a warning. ``load`` and unpickling both use it.
+    """
+    parsed = torch.device(device)
+    kind = parsed.type
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if kind == "cuda" and available["cuda"] and (parsed.index or 0) >= torch.cuda.device_count():
+        warnings.warn(
+            f"The model was saved on device {device!r}, but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s); loading it on 'cuda'.",
+            DeviceWarning,
+            stacklevel=stacklevel,
+        )
+        return "cuda"
+    if available.get(kind, False):
+        return device
+    warnings.warn(
+        f"The model was saved on device {device!r}, which is not available here; "
+        "loading it on the CPU.",
+        DeviceWarning,
+        stacklevel=stacklevel,
+    )
+    return "cpu"
+
+
 def _fresh_scaler(scaler, device):
     """A new fp16 gradient scaler with ``scaler``'s scale and growth tracker.
 
@@ -596,7 +629,14 @@ class VAENet(NeuralNet):
         return BatchIterator(dataset, self.batch_size)
 
     def to_device(self, x):
-        """Move a batch to the device, then cast it to float32 there."""
+        """Move a batch to the device as float32.
+
+        float64 rows are cast on the host (half the copy, and MPS has no
+        float64); uint8 and bool rows, smaller than float32, are cast on the
+        device.
+        """
+        if torch.is_tensor(x) and x.dtype == torch.float64:
+            x = x.to(torch.float32)
         return to_tensor(x, device=self.device).to(torch.float32)
 
     def autocast(self):
@@ -671,7 +711,9 @@ class VAENet(NeuralNet):
     def apply_gradients(self, optimizer, parameters, grad_scaler, clip=None):
         """Clip the gradients to the total L2 norm ``clip`` (if any), then step ``optimizer``."""
         if clip is not None:
-            torch.nn.utils.clip_grad_norm_(parameters, clip, foreach=True)
+            # The multi-tensor kernels exist on the CPU and CUDA, not on MPS.
+            foreach = True if parameters[0].device.type in ("cpu", "cuda") else None
+            torch.nn.utils.clip_grad_norm_(parameters, clip, foreach=foreach)
         if grad_scaler is None:
             optimizer.step()
         else:
@@ -994,6 +1036,11 @@ class VAENet(NeuralNet):
 
     def __setstate__(self, state):
         shared = state.pop("_modules_given_as_instances", ())
+        # skorch maps a CUDA model to the CPU where there is no CUDA, but not "cuda:N"
+        # beyond this machine's GPUs, nor MPS off a Mac: its tensors load where
+        # loading_device says.
+        if state.get("device") is not None:
+            state["device"] = loading_device(state["device"], stacklevel=3)
         # Pickles of earlier versions hold "fresh" for a scaler: a new one.
         fresh_scalers = [k for k, v in state.items() if isinstance(v, str) and v == "fresh"]
         super().__setstate__(state)

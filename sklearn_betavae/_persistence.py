@@ -35,7 +35,7 @@ from ._beta_tcvae import BetaTCVAE
 from ._beta_vae import BetaVAE
 from ._dip_vae import DIPVAE
 from ._factor_vae import FactorVAE
-from ._net import portable_precision
+from ._net import loading_device, portable_precision
 
 # Version of the file layout; load refuses files of a newer one.
 _FORMAT_VERSION = 1
@@ -383,25 +383,6 @@ def _import_safetensors():
     return safetensors
 
 
-def _loading_device(device):
-    """The saved net's device if this machine has it, else the CPU with a warning."""
-    kind = torch.device(device).type
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if available.get(kind, False):
-        return device
-    warnings.warn(
-        f"The model was saved on device {device!r}, which is not available here; "
-        "loading it on the CPU.",
-        DeviceWarning,
-        stacklevel=4,
-    )
-    return "cpu"
-
-
 def _json_default(value):
     """Numpy scalars and arrays, and tensors, in the history: as Python numbers and lists."""
     if isinstance(value, (np.generic, np.ndarray)) and value.dtype.kind in "biuf":
@@ -448,7 +429,7 @@ def _estimator_from(document, tensors, path):
     params = estimator.get_params(deep=False)
     # Build the network the model was fitted with, where this machine can run it, in
     # the precision it resolved to when fitted (not "auto" resolved anew here).
-    device = _loading_device(net_state["device"])
+    device = loading_device(net_state["device"])
     precision = portable_precision(estimator.precision_, device)
     estimator.set_params(**{**estimator._fit_architecture, "device": device,
                             "precision": precision})

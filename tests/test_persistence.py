@@ -21,7 +21,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 
 from sklearn_betavae import BetaTCVAE, BetaVAE, DIPVAE, FactorVAE, load, save
-from sklearn_betavae import _persistence
+from sklearn_betavae import _net, _persistence
 
 ESTIMATORS = [BetaVAE, BetaTCVAE, DIPVAE, FactorVAE]
 
@@ -274,6 +274,32 @@ def test_model_saved_on_gpu_loads_on_cpu(fitted, X, tmp_path):
     assert_array_equal(loaded.transform(X), vae.transform(X))
     loaded.partial_fit(X)  # continues on the CPU, as an unpickled GPU model does
     assert loaded.n_iter_ == vae.n_iter_ + 1
+
+
+def test_a_gpu_index_beyond_this_machines_gpus_loads_on_the_current_gpu(monkeypatch):
+    # A model saved on "cuda:1" loads where there is one GPU on "cuda", with a warning
+    # (building it on "cuda:1" would fail); indices that exist are kept. (CUDA faked.)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.warns(DeviceWarning, match=r"'cuda:1', but this machine has 1 CUDA device"):
+        assert _net.loading_device("cuda:1") == "cuda"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _net.loading_device("cuda:0") == "cuda:0"
+        assert _net.loading_device("cuda") == "cuda"
+
+
+def test_a_model_pickled_on_mps_unpickles_on_the_cpu(fitted, X):
+    # skorch maps only CUDA to the CPU when unpickling; a model pickled on a Mac's GPU
+    # ("mps") used to fail elsewhere ("Storage device not recognized: mps").
+    if torch.backends.mps.is_available():
+        pytest.skip("needs a machine without MPS")
+    vae = pickle.loads(pickle.dumps(fitted[BetaVAE]))
+    vae.net_.device = "mps"  # as if fitted there (its tensors are the same)
+    with pytest.warns(DeviceWarning, match="'mps', which is not available here"):
+        loaded = pickle.loads(pickle.dumps(vae))
+    assert str(loaded.net_.device) == "cpu"
+    assert_array_equal(loaded.transform(X), fitted[BetaVAE].transform(X))
 
 
 def test_truncated_file_raises_value_error(fitted, tmp_path):

@@ -180,3 +180,41 @@ def test_scorer_repr_and_pickle(fitted, sprites):
     assert "greater_is_better=False" in repr(negated)
     restored = pickle.loads(pickle.dumps(scorer))
     assert restored(fitted, X, factors) == scorer(fitted, X, factors)
+
+
+def test_rate_distortion_scorers_unwrap_pipelines_and_searches():
+    # A Pipeline ending in a VAE: its other steps transform X first, so elbo_scorer equals
+    # the pipeline's score; a fitted search delegates to its best_estimator_; anything
+    # without rate_distortion is refused by name.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    X = load_digits().data[:150]
+    pipe = make_pipeline(MinMaxScaler(clip=True), _vae()).fit(X)
+    vae, scaled = pipe[-1], pipe[:-1].transform(X)
+    assert_allclose(elbo_scorer(pipe, X), pipe.score(X))
+    assert_allclose(reconstruction_scorer(pipe, X), reconstruction_scorer(vae, scaled))
+    assert_allclose(rate_scorer(pipe, X), rate_scorer(vae, scaled))
+    assert np.isfinite(cross_val_score(pipe, X, cv=2, scoring=elbo_scorer,
+                                       error_score="raise")).all()
+    search = GridSearchCV(_vae(), {"beta": [1.0]}, cv=2).fit(scaled)
+    assert_allclose(elbo_scorer(search, scaled), search.best_estimator_.score(scaled))
+    with pytest.raises(TypeError, match="MinMaxScaler has no rate_distortion"):
+        elbo_scorer(pipe[0], X)
+
+
+def test_disentanglement_scorers_leave_out_pandas_na_rows():
+    # y of pandas' nullable dtype, pd.NA where a factor is unknown: those rows are left
+    # out, as NaN rows are.
+    pd = pytest.importorskip("pandas")
+    X, factors = make_sprites(300, image_size=16, random_state=0)
+    X = X.astype(np.float64)
+    vae = _vae().fit(X)
+    y = factors.copy()
+    y[::4, 0] = np.nan
+    nullable = pd.DataFrame(y).astype("Float64")
+    assert nullable.isna().values.sum() == 75
+    scorer = make_disentanglement_scorer(mutual_info_gap)
+    assert_allclose(scorer(vae, X, nullable), scorer(vae, X, y))

@@ -3,18 +3,29 @@
 Duck-typed: the disentanglement scorers need ``estimator.transform(X)``; the
 rate-distortion scorers need ``estimator.rate_distortion(X)``, returning the
 per-sample rate ``KL(q(z|x) || p(z))`` and distortion ``-E_q[log p(x|z)]`` in
-nats, as the package's VAEs do.
+nats, as the package's VAEs do (a Pipeline ending in one, or a meta-estimator
+with ``best_estimator_``, is unwrapped).
 """
 
 import inspect
 
 import numpy as np
 from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_array
 
 
 def _labelled_rows(X, y):
-    """X and y restricted to the rows of y without NaN (unlabelled rows cannot be scored)."""
+    """X and y restricted to the rows of y without NaN (unlabelled rows cannot be scored).
+
+    pandas' nullable dtypes (``pd.NA`` for unknown values) count as NaN.
+    """
     factors = np.asarray(y)
+    if factors.dtype == object:
+        try:
+            factors = check_array(y, dtype=np.float64, ensure_all_finite="allow-nan",
+                                  ensure_2d=False, input_name="y")
+        except (TypeError, ValueError):
+            return X, y  # not numeric: the metric says what is wrong
     if factors.dtype.kind != "f":
         return X, y
     complete = ~np.isnan(factors.reshape(len(factors), -1)).any(axis=1)
@@ -105,6 +116,11 @@ def make_disentanglement_scorer(metric, *, key=None, greater_is_better=True, **k
       e.g. :func:`factor_vae_score` with ``sampler=`` in ``kwargs``: the
       score comes from fresh samples, the same for every fold.
 
+    For a model fitted with ``condition_features``, ``transform(X)`` ends with
+    the condition columns, and the metric sees them as codes: a condition that
+    is one of the factors then counts as a perfectly disentangled code.
+    :func:`udr_score` compares the codes alone.
+
     Parameters
     ----------
     metric : callable
@@ -151,6 +167,23 @@ def make_disentanglement_scorer(metric, *, key=None, greater_is_better=True, **k
 
 
 def _rate_distortion(estimator, X):
+    """Per-sample rate and distortion of X under ``estimator``.
+
+    A :class:`~sklearn.pipeline.Pipeline` ending in a VAE passes X through its
+    other steps first; a meta-estimator with ``best_estimator_`` (a fitted
+    search, :class:`~sklearn_betavae.model_selection.UDRSelector`) delegates to it.
+    """
+    while not hasattr(estimator, "rate_distortion"):
+        if hasattr(estimator, "steps"):
+            X, estimator = estimator[:-1].transform(X), estimator[-1]
+        elif hasattr(estimator, "best_estimator_"):
+            estimator = estimator.best_estimator_
+        else:
+            raise TypeError(
+                f"{type(estimator).__name__} has no rate_distortion(X): the rate-distortion "
+                "scorers need a fitted VAE, a Pipeline ending in one, or a meta-estimator "
+                "with best_estimator_."
+            )
     rate, distortion = estimator.rate_distortion(X)
     return np.asarray(rate, dtype=np.float64), np.asarray(distortion, dtype=np.float64)
 
@@ -164,7 +197,9 @@ def reconstruction_scorer(estimator, X, y=None):
     Parameters
     ----------
     estimator : object
-        Fitted model with ``rate_distortion(X) -> (rate, distortion)``.
+        Fitted model with ``rate_distortion(X) -> (rate, distortion)``, a
+        Pipeline ending in one (X goes through the other steps first), or a
+        meta-estimator whose ``best_estimator_`` has it.
     X : array-like of shape (n_samples, n_features)
         Data to evaluate.
     y : Ignored
@@ -200,7 +235,9 @@ def rate_scorer(estimator, X, y=None):
     Parameters
     ----------
     estimator : object
-        Fitted model with ``rate_distortion(X) -> (rate, distortion)``.
+        Fitted model with ``rate_distortion(X) -> (rate, distortion)``, a
+        Pipeline ending in one (X goes through the other steps first), or a
+        meta-estimator whose ``best_estimator_`` has it.
     X : array-like of shape (n_samples, n_features)
         Data to evaluate.
     y : Ignored
@@ -234,7 +271,9 @@ def elbo_scorer(estimator, X, y=None):
     Parameters
     ----------
     estimator : object
-        Fitted model with ``rate_distortion(X) -> (rate, distortion)``.
+        Fitted model with ``rate_distortion(X) -> (rate, distortion)``, a
+        Pipeline ending in one (X goes through the other steps first), or a
+        meta-estimator whose ``best_estimator_`` has it.
     X : array-like of shape (n_samples, n_features)
         Data to evaluate.
     y : Ignored
