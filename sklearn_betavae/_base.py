@@ -354,6 +354,24 @@ def _fast_bf16(device):
     return False
 
 
+def _autocast_runs(device_type, dtype):
+    """Whether ``torch.autocast(device_type, dtype=dtype)`` really runs in ``dtype``.
+
+    Probed rather than looked up by version: where the backend lacks the dtype
+    (bf16 on MPS with older torch or macOS), torch raises or disables autocast
+    with a warning, which would leave a model labelled bf16 training in fp32.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with torch.autocast(device_type, dtype=dtype):
+                enabled = torch.is_autocast_enabled(device_type)
+                running = torch.get_autocast_dtype(device_type)
+        except (RuntimeError, ValueError, TypeError):
+            return False
+    return enabled and running == dtype and not caught
+
+
 def _resolve_precision(precision, device, convolutional):
     """The precision to train and infer in: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
 
@@ -369,6 +387,13 @@ def _resolve_precision(precision, device, convolutional):
         )
     if precision == "auto":
         return "bf16" if convolutional and _fast_bf16(device) else "fp32"
+    if precision == "bf16" and kind not in ("cpu", "cuda") and not _autocast_runs(
+        kind, torch.bfloat16
+    ):
+        raise ValueError(
+            f"precision='bf16' cannot run on device={device!r}: its autocast has no bfloat16 "
+            f"with this torch ({torch.__version__}) and OS. Use precision='fp32' or 'auto'."
+        )
     return precision
 
 

@@ -1032,6 +1032,22 @@ def test_precision_auto_and_fp16_resolution(monkeypatch, digits):
         _small(precision="fp16").fit(X)
 
 
+def test_bf16_is_refused_where_autocast_cannot_run_it(monkeypatch):
+    # bf16 on a device whose autocast lacks it (MPS with older torch or macOS: torch would
+    # raise, or disable autocast with a warning and train in fp32 under a bf16 label) is
+    # refused by name; the probe itself sees that the CPU runs bf16 and that a dtype its
+    # autocast refuses does not run.
+    from sklearn_betavae import _base
+
+    assert _base._autocast_runs("cpu", torch.bfloat16)
+    assert not _base._autocast_runs("cpu", torch.float64)
+    monkeypatch.setattr(_base, "_autocast_runs", lambda kind, dtype: False)
+    with pytest.raises(ValueError, match=r"precision='bf16' cannot run on device='mps'"):
+        _base._resolve_precision("bf16", "mps", convolutional=True)
+    assert _base._resolve_precision("bf16", "cpu", convolutional=True) == "bf16"
+    assert _base._resolve_precision("auto", "mps", convolutional=True) == "fp32"
+
+
 @pytest.fixture
 def fp16_on_cpu(monkeypatch):
     # The fp16 path (autocast and loss scaling) run on the CPU: the CUDA-only check lifted.
