@@ -1379,22 +1379,26 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             condition_columns=[int(i) for i in conditions], n_features=n_features,
         )
 
+    def _optimizer_class(self):
+        """The torch optimizer class ``optimizer`` names, or a ValueError."""
+        if isinstance(self.optimizer, str):
+            return _OPTIMIZERS[self.optimizer]
+        if isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
+            return self.optimizer
+        raise ValueError(
+            f"optimizer must be 'adam', 'adamw' or a torch.optim.Optimizer subclass; got "
+            f"{self.optimizer!r}."
+        )
+
     def _build_net(self, module, objective, device, seed, generator, **net_params):
         """The skorch net around ``module``; ``net_params`` are extra arguments of ``_net_class``.
 
         ``generator`` draws the initial weights of any further module
         (FactorVAE's discriminator).
         """
+        optimizer = self._optimizer_class()
         if isinstance(self.optimizer, str):
-            optimizer = _OPTIMIZERS[self.optimizer]
             net_params.update(_fused_optimizer_params("optimizer"))
-        elif isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer):
-            optimizer = self.optimizer
-        else:
-            raise ValueError(
-                f"optimizer must be 'adam', 'adamw' or a torch.optim.Optimizer subclass; got "
-                f"{self.optimizer!r}."
-            )
         if self.weight_decay or isinstance(self.optimizer, str):
             net_params["optimizer__weight_decay"] = self.weight_decay
         return self._net_class(
@@ -1457,8 +1461,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
             for name, value in current.items()
             if name != "device" and value != self._fit_architecture[name]
         ]
-        optimizer = _OPTIMIZERS.get(self.optimizer, self.optimizer)
-        if optimizer is not net.optimizer:
+        if self._optimizer_class() is not net.optimizer:
             changed.append(f"optimizer ({net.optimizer.__name__} -> {self.optimizer!r})")
         if changed:
             raise ValueError(

@@ -135,6 +135,11 @@ def _batches_by_position(positions, batch_size):
         yield rows, positions[rows]
 
 
+def _hash_block(X):
+    """Rows of X read at a time by inference's hashing and comparisons (bounded memory)."""
+    return max(1, _HASH_BLOCK_VALUES // max(1, math.prod(X.shape[1:])))
+
+
 def _distinct_rows(X, keys):
     """The rows of X to compute, and each row's index among them.
 
@@ -151,7 +156,7 @@ def _distinct_rows(X, keys):
     candidate = first[inverse.reshape(-1)]  # the first row with each row's key
     later = np.flatnonzero(candidate != rows)
     equal = np.empty(len(later), dtype=bool)
-    block = max(1, _HASH_BLOCK_VALUES // max(1, math.prod(X.shape[1:])))
+    block = _hash_block(X)
     for start in range(0, len(later), block):
         some = later[start : start + block]
         mine = np.asarray(X[some], dtype=np.float32).reshape(len(some), -1)
@@ -959,7 +964,7 @@ class VAENet(NeuralNet):
         self._set_training(False)
         n_samples, batch_size = len(X), self.batch_size
         data = ArrayDataset(X)
-        block = max(1, _HASH_BLOCK_VALUES // max(1, math.prod(X.shape[1:])))
+        block = _hash_block(X)
         content = np.concatenate([
             row_keys(data.take(slice(start, start + block)).numpy(), _POSITION_SEED)
             for start in range(0, n_samples, block)

@@ -317,8 +317,7 @@ class LatentTraversalDisplay:
         """
         check_is_fitted(estimator)
         x = _one_row(x)
-        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}.")
+        _check_positive_int(n_steps, "n_steps")
         if not isinstance(limit, Real) or not np.isfinite(limit) or limit <= 0:
             raise ValueError(f"limit must be a positive finite number, got {limit!r}.")
         dims = _traversed_dimensions(estimator, dimensions, sort_by_kl)
@@ -340,6 +339,12 @@ class LatentTraversalDisplay:
             image_shape=image_shape,
         )
         return display.plot(ax=ax, cmap=cmap)
+
+
+def _check_positive_int(value, name):
+    """A ValueError naming ``name`` unless ``value`` is a positive int (not a bool)."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
 
 
 def _one_row(x):
@@ -497,8 +502,7 @@ class ReconstructionDisplay:
             The samples and their reconstructions, drawn.
         """
         check_is_fitted(estimator)
-        if not isinstance(n_images, Integral) or isinstance(n_images, bool) or n_images < 1:
-            raise ValueError(f"n_images must be a positive integer, got {n_images!r}.")
+        _check_positive_int(n_images, "n_images")
         # The first rows as given (a DataFrame keeps its column names for the estimator).
         rows = X.iloc[:n_images] if hasattr(X, "iloc") else check_array(X, input_name="X")[:n_images]
         reconstructed = np.asarray(estimator.inverse_transform(estimator.transform(rows)))
