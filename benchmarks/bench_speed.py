@@ -24,15 +24,25 @@ infinity norm, and the copy of the weights the package keeps before each update
 (restored if the next loss is not finite). "batches" counts the batches inference runs (each row at a batch
 position given by a hash of its values, so colliding rows take extra batches)
 against consecutive slices, for the digits and for 20,000 sprites.
+"allocator" runs the plain loop and ``BetaVAE.fit`` each in a fresh process, with
+and without glibc's mmap threshold primed (``sklearn_betavae._allocator``: the
+package primes it at its first fit, a plain loop gets that state only from what the
+process freed before), and counts the page faults per step. The other groups run in
+this process after priming it, so both sides of each ratio share that state.
 
 Usage::
 
     python benchmarks/bench_speed.py [--repeats 5]
-        [--only training relative precision steps batches deconv] [--markdown FILE]
+        [--only training relative precision steps batches deconv allocator] [--markdown FILE]
 """
 
 import argparse
+import concurrent.futures
+import multiprocessing
+import os
+import resource
 import statistics
+import tempfile
 import time
 import warnings
 
@@ -41,7 +51,7 @@ import torch
 from sklearn.datasets import load_digits
 
 import sklearn_betavae
-from sklearn_betavae import BetaVAE
+from sklearn_betavae import BetaVAE, _allocator
 from sklearn_betavae.exceptions import PosteriorCollapseWarning
 from sklearn_betavae._losses import gaussian_kl_per_dim, reconstruction_log_likelihood
 from sklearn_betavae._modules import ConvTranspose2d, build_vae_module
@@ -49,7 +59,7 @@ from sklearn_betavae._modules import ConvTranspose2d, build_vae_module
 
 INFERENCE_CALLS = 5
 # The groups of tables, for --only.
-TABLES = ["training", "relative", "precision", "steps", "batches", "deconv"]
+TABLES = ["training", "relative", "precision", "steps", "batches", "deconv", "allocator"]
 
 
 def _with_torch_layers(module):
@@ -450,6 +460,76 @@ def run_deconv(repeats):
     return rows
 
 
+# (label, side, precision, channels_last, allocator) of the fresh-process runs: the
+# plain loop with torch's layers, or BetaVAE.fit; "cold" leaves the allocator as the
+# data preparation left it, "primed" primes it first, "package" lets the fit do so.
+ALLOCATOR_CASES = [
+    ("plain loop, fp32", "plain", "fp32", False, "cold"),
+    ("plain loop, fp32, allocator primed", "plain", "fp32", False, "primed"),
+    ("plain loop, bf16, channels_last", "plain", "bf16", True, "cold"),
+    ("plain loop, bf16, channels_last, allocator primed", "plain", "bf16", True, "primed"),
+    ("BetaVAE.fit, precision='fp32'", "package", "fp32", False, "package"),
+    ("BetaVAE.fit, precision='auto' (bf16, channels_last)", "package", "auto", True, "package"),
+    ("BetaVAE.fit, precision='auto', allocator not primed", "package", "auto", True, "cold"),
+]
+
+
+def _allocator_child(case, path, image_shape, seed):
+    """One run of ``case`` (see ``ALLOCATOR_CASES``) in this fresh process, on the data
+    saved at ``path``: samples/s and minor page faults per training step, after a
+    warm-up fit on 256 rows. ``numpy.load`` allocates the array and frees nothing
+    large, so a "cold" run starts from the allocator's initial state."""
+    _, side, precision, channels_last, allocator = case
+    X = np.load(path)
+    if allocator == "primed":
+        _allocator.prime_allocator()
+    elif allocator == "cold":  # the package's fit leaves it alone
+        _allocator._primed = True
+    batch_size, n_components = 64, 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PosteriorCollapseWarning)
+        if side == "plain":
+            def fit(X):
+                return _plain_fit(X, n_components, image_shape, batch_size, 1, seed,
+                                  precision, channels_last)[0]
+        else:
+            def fit(X):
+                return _package_fit(X, n_components, image_shape, batch_size, 1, seed,
+                                    precision=precision)[0]
+        fit(X[:256])
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        speed = fit(X)
+    steps = -(-len(X) // batch_size)
+    return speed, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / steps
+
+
+def run_allocator(repeats):
+    """Each of ``ALLOCATOR_CASES`` in a fresh process, round robin, on the MLP and the
+    conv case: median samples/s, median ratio to the cold plain fp32 run of the same
+    repeat, median page faults per step."""
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, X, image_shape, _, _) in enumerate(_cases(False)):
+            path = os.path.join(tmp, f"{i}.npy")
+            np.save(path, X)
+            # channels_last: convolutions only
+            cases = [case for case in ALLOCATOR_CASES if image_shape is not None or not case[3]]
+            results = {case: [] for case in cases}
+            for r in range(repeats):
+                for case in cases:
+                    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                        results[case].append(
+                            pool.submit(_allocator_child, case, path, image_shape, r).result())
+            base = [speed for speed, _ in results[cases[0]]]
+            for case in cases:
+                speeds = [speed for speed, _ in results[case]]
+                rows.append((name, case[0], statistics.median(speeds),
+                             statistics.median(s / b for s, b in zip(speeds, base)),
+                             statistics.median(f for _, f in results[case])))
+    return rows
+
+
 def _table(header, rows, fmt):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join("-" if v is None else f.format(v) for f, v in zip(fmt, row)) + " |"
@@ -482,6 +562,9 @@ def main():
     parser.add_argument("--only", nargs="+", choices=TABLES, default=TABLES,
                         help="the groups of tables to run (default: all)")
     args = parser.parse_args()
+    # The in-process groups: both sides of each ratio with glibc's thresholds at their
+    # maximum (the package's first fit would set them half-way through otherwise).
+    _allocator.prime_allocator()
     tables = []
     if "training" in args.only:
         training, inference = run(args.repeats, args.quick)
@@ -520,6 +603,13 @@ def main():
             f"(forward + backward, ms, best of {args.repeats})\n\n"
             + _table(["layer", "nn.ConvTranspose2d", "the package's", "speed-up"],
                      run_deconv(args.repeats), ["{}", "{:.2f}", "{:.2f}", "{:.2f}x"])
+        )
+    if "allocator" in args.only:
+        tables.append(
+            f"### Fresh processes: the allocator's state (median of {args.repeats})\n\n"
+            + _table(["case", "run", "samples/s", "vs plain fp32 loop, cold",
+                      "page faults per step"], run_allocator(args.repeats),
+                     ["{}", "{}", "{:.0f}", "{:.2f}", "{:.0f}"])
         )
     header = (
         f"Machine: {_cpu_name()}, {torch.get_num_threads()} torch threads, torch "
