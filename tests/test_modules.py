@@ -142,36 +142,46 @@ def _forward_backward(layer, x, grad, autocast):
     return y, [y.detach().float(), x.grad, layer.weight.grad, layer.bias.grad]
 
 
-def test_transposed_convolution_backward_is_the_adjoint_of_a_convolution():
-    # The custom backward, checked in float64 against finite differences (gradcheck),
-    # and against torch's own transposed convolution's autograd, also in float64.
+@pytest.mark.parametrize("c_out, kernel, stride, padding", [
+    (2, (4, 4), [2, 2], [1, 1]),  # convolutions' kernels
+    (1, (4, 4), [2, 2], [1, 1]),  # one output channel: a matrix product forward
+    (1, (3, 4), [1, 2], [0, 2]),  # the same, other shapes on each axis
+])
+def test_transposed_convolution_backward_is_the_adjoint_of_a_convolution(
+        c_out, kernel, stride, padding):
+    # The custom forward and backward, checked in float64 against torch's own
+    # transposed convolution and its autograd, and against finite differences.
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=gen, requires_grad=True)
-    w = torch.randn(3, 2, 4, 4, dtype=torch.float64, generator=gen, requires_grad=True)
-    b = torch.randn(2, dtype=torch.float64, generator=gen, requires_grad=True)
-    args = ([2, 2], [1, 1], [1, 1])
+    w = torch.randn(3, c_out, *kernel, dtype=torch.float64, generator=gen, requires_grad=True)
+    b = torch.randn(c_out, dtype=torch.float64, generator=gen, requires_grad=True)
+    args = (stride, padding, [1, 1])
     assert torch.autograd.gradcheck(
         lambda x, w, b: _ConvTranspose2dFunction.apply(x, w, b, *args), (x, w, b))
-    grad = torch.randn(2, 2, 8, 10, dtype=torch.float64, generator=gen)
-    ours = torch.autograd.grad((_ConvTranspose2dFunction.apply(x, w, b, *args) * grad).sum(),
-                               (x, w, b))
-    reference = torch.autograd.grad(
-        (nn.functional.conv_transpose2d(x, w, b, 2, 1) * grad).sum(), (x, w, b))
+    y = _ConvTranspose2dFunction.apply(x, w, b, *args)
+    expected = nn.functional.conv_transpose2d(x, w, b, stride, padding)
+    torch.testing.assert_close(y, expected)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=gen)
+    ours = torch.autograd.grad((y * grad).sum(), (x, w, b))
+    reference = torch.autograd.grad((expected * grad).sum(), (x, w, b))
     for a, r in zip(ours, reference):
         torch.testing.assert_close(a, r)
 
 
+@pytest.mark.parametrize("c_out", [8, 1])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_transposed_convolution_trains_in_bf16_like_torchs(channels_last):
+def test_transposed_convolution_trains_in_bf16_like_torchs(channels_last, c_out):
     # Under bf16 autocast on the CPU the layer takes its own backward (the grad_fn
     # says so) and gives torch's layer's output, dtype and gradients (to bf16's
-    # precision), in both memory formats; the gradients reach the float32 weights.
-    ours, theirs = _layer_pair(32, 8)
+    # precision), in both memory formats, with several output channels (the
+    # convolutions' kernels) and one (a matrix product forward); the gradients reach the
+    # float32 weights.
+    ours, theirs = _layer_pair(32, c_out)
     x = torch.randn(4, 32, 8, 8)
     if channels_last:
         ours, theirs = (m.to(memory_format=torch.channels_last) for m in (ours, theirs))
         x = x.contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(4, 8, 16, 16)
+    grad = torch.randn(4, c_out, 16, 16)
     y, got = _forward_backward(ours, x, grad, autocast=True)
     y_ref, expected = _forward_backward(theirs, x, grad, autocast=True)
     assert type(y.grad_fn).__name__ == "_ConvTranspose2dFunctionBackward"
