@@ -115,39 +115,6 @@ class ConvEncoder(nn.Module):
         return mu, logvar
 
 
-def _taps(stride, kernel_size, n_input):
-    """The slice of a padded output map that each kernel tap of a transposed
-    convolution writes, input position ``i`` going to ``stride * i + tap``."""
-    return [slice(tap, tap + stride * n_input, stride) for tap in range(kernel_size)]
-
-
-def _single_channel_conv_transpose2d(x, weight, bias, stride, padding):
-    """``conv_transpose2d`` to one output channel as a matrix product and a scatter.
-
-    Each input pixel's contribution to its ``kh x kw`` output window is a row of
-    ``x @ weight`` (pixels as rows of the channels-last input, one column per
-    kernel tap); the window sums are then added up in float32, tap by tap, into
-    the padded output, which is cropped. oneDNN's kernels vectorise over output
-    channels, which leaves most of a vector idle with one: with this forward the
-    64x64 decoder's last layer trains 1.6 times as fast in bf16 on an AMD EPYC
-    (forward and backward; ``benchmarks/bench_speed.py --only deconv``).
-    """
-    n, c_in, height, width = x.shape
-    kh, kw = weight.shape[2:]
-    taps = torch.mm(x.permute(0, 2, 3, 1).reshape(-1, c_in), weight.reshape(c_in, kh * kw))
-    taps = taps.view(n, height, width, kh, kw)
-    rows, cols = _taps(stride[0], kh, height), _taps(stride[1], kw, width)
-    out = torch.zeros(n, stride[0] * (height - 1) + kh, stride[1] * (width - 1) + kw,
-                      dtype=torch.promote_types(x.dtype, torch.float32), device=x.device)
-    for ky, row in enumerate(rows):
-        for kx, col in enumerate(cols):
-            out[:, row, col] += taps[:, :, :, ky, kx]
-    out = out[:, padding[0]:out.shape[1] - padding[0], padding[1]:out.shape[2] - padding[1]]
-    if bias is not None:
-        out = out + bias.to(out.dtype)
-    return out.unsqueeze(1).to(x.dtype)
-
-
 class _ConvTranspose2dFunction(torch.autograd.Function):
     """``conv_transpose2d`` whose backward is written with the forward convolution.
 
@@ -158,19 +125,14 @@ class _ConvTranspose2dFunction(torch.autograd.Function):
     kernels, where oneDNN's own backward of a transposed convolution in bfloat16 is
     slow on CPUs without AMX (forward and backward 1.0 to 1.7 times faster per layer
     of the 64x64 decoder on an AMD EPYC with AVX-512 BF16;
-    ``benchmarks/bench_speed.py --only deconv``). The forward of a layer to a
-    single output channel (a grey-level image) is a matrix product instead
-    (:func:`_single_channel_conv_transpose2d`). Same values up to rounding;
-    groups of 1, no output padding and, for one output channel, no dilation (the
-    built-in decoder's layers).
+    ``benchmarks/bench_speed.py --only deconv``). Same values up to rounding; groups
+    of 1 and no output padding (the built-in decoder's layers).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation):
         ctx.save_for_backward(x, weight)
         ctx.conv = (stride, padding, dilation, bias is not None)
-        if weight.shape[1] == 1 and dilation == [1, 1]:
-            return _single_channel_conv_transpose2d(x, weight, bias, stride, padding)
         return nn.functional.conv_transpose2d(x, weight, bias, stride, padding, 0, 1, dilation)
 
     @staticmethod
