@@ -40,7 +40,6 @@ import argparse
 import concurrent.futures
 import multiprocessing
 import os
-import resource
 import statistics
 import tempfile
 import time
@@ -479,6 +478,8 @@ def _allocator_child(case, path, image_shape, seed):
     saved at ``path``: samples/s and minor page faults per training step, after a
     warm-up fit on 256 rows. ``numpy.load`` allocates the array and frees nothing
     large, so a "cold" run starts from the allocator's initial state."""
+    import resource  # POSIX only: this group runs on Linux (glibc)
+
     _, side, precision, channels_last, allocator = case
     X = np.load(path)
     if allocator == "primed":

@@ -143,14 +143,14 @@ def _forward_backward(layer, x, grad, autocast):
 
 
 @pytest.mark.parametrize("c_out, kernel, stride, padding", [
-    (2, (4, 4), [2, 2], [1, 1]),  # convolutions' kernels
-    (1, (4, 4), [2, 2], [1, 1]),  # one output channel: a matrix product forward
-    (1, (3, 4), [1, 2], [0, 2]),  # the same, other shapes on each axis
+    (2, (4, 4), [2, 2], [1, 1]),  # the built-in decoder's layers
+    (1, (4, 4), [2, 2], [1, 1]),  # its last layer, one output channel
+    (1, (3, 4), [1, 2], [0, 2]),  # other shapes on each axis
 ])
 def test_transposed_convolution_backward_is_the_adjoint_of_a_convolution(
         c_out, kernel, stride, padding):
-    # The custom forward and backward, checked in float64 against torch's own
-    # transposed convolution and its autograd, and against finite differences.
+    # The custom function, checked in float64 against torch's own transposed
+    # convolution and its autograd, and against finite differences.
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.randn(3, c_out, *kernel, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -173,9 +173,8 @@ def test_transposed_convolution_backward_is_the_adjoint_of_a_convolution(
 def test_transposed_convolution_trains_in_bf16_like_torchs(channels_last, c_out):
     # Under bf16 autocast on the CPU the layer takes its own backward (the grad_fn
     # says so) and gives torch's layer's output, dtype and gradients (to bf16's
-    # precision), in both memory formats, with several output channels (the
-    # convolutions' kernels) and one (a matrix product forward); the gradients reach the
-    # float32 weights.
+    # precision), in both memory formats, with several output channels and one (the
+    # last layer of a grey-level decoder); the gradients reach the float32 weights.
     ours, theirs = _layer_pair(32, c_out)
     x = torch.randn(4, 32, 8, 8)
     if channels_last:
