@@ -461,7 +461,7 @@ def run_deconv(repeats):
 
 # (label, side, precision, channels_last, allocator) of the fresh-process runs: the
 # plain loop with torch's layers, or BetaVAE.fit; "cold" leaves the allocator as the
-# data preparation left it, "primed" primes it first, "package" lets the fit do so.
+# process start left it, "primed" primes it first, "package" lets the fit do so.
 ALLOCATOR_CASES = [
     ("plain loop, fp32", "plain", "fp32", False, "cold"),
     ("plain loop, fp32, allocator primed", "plain", "fp32", False, "primed"),

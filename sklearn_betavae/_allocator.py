@@ -13,8 +13,8 @@ frees far more than twice that: every step hands its memory back to the system
 and takes it again page by page, thousands of page faults a step
 (``benchmarks/bench_speed.py --only allocator``).
 
-:func:`prime_allocator`, called when the training loop starts
-(``VAENet.fit_loop``), allocates and frees one untouched block just under the
+:func:`prime_allocator`, called when a fit starts (``_BaseVAE._fit``, beside
+the other settings of the process a fit needs), allocates and frees one untouched block just under the
 maximum, as freeing a NumPy array of that size would: glibc raises both
 thresholds to their dynamic maximum and keeps serving the steps from memory it
 already holds. It sets no ``mallopt`` parameter, so glibc's own adjustment

@@ -34,6 +34,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._allocator import prime_allocator
 from ._losses import decoder_mean, gaussian_kl_per_dim, reconstruction_log_likelihood
 from ._modules import ConditionedModule, VAEModule, build_decoder, build_encoder, build_module
 from ._net import ArrayDataset, HoldoutSplit, VAENet
@@ -1495,6 +1496,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator,
         first step sets none.
         """
         limit_torch_threads_to_dask_worker()
+        prime_allocator()
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         conditions = _condition_indices(
             self.condition_features, X.shape[1], getattr(self, "feature_names_in_", None)

@@ -29,7 +29,6 @@ from skorch.utils import TeeGenerator, to_tensor
 from torch import nn
 from tqdm import tqdm
 
-from ._allocator import prime_allocator
 from ._losses import (
     free_bits_kl,
     gaussian_kl_per_dim,
@@ -896,7 +895,6 @@ class VAENet(NeuralNet):
         planned; after :class:`~sklearn_betavae.exceptions.TrainingDivergedError`
         the module gets back the state of its last finite step.
         """
-        prime_allocator()
         self.interrupted_ = False
         self.planned_epochs_ = epochs
         self._last_finite = None  # the module may have moved since the last fit
